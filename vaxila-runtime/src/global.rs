@@ -1,0 +1,67 @@
+//! The tracer that instrumented code records to, installed by `init` or by hand.
+
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use opentelemetry::InstrumentationScope;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
+
+/// Set once a provider is installed, so that code instrumented before `init`
+/// pays one relaxed load and nothing else.
+static ENABLED: AtomicBool = AtomicBool::new(false);
+static TRACER: RwLock<Option<SdkTracer>> = RwLock::new(None);
+
+/// The instrumentation scope of every span the macro and the span builder create.
+pub(crate) fn scope() -> InstrumentationScope {
+    InstrumentationScope::builder("vaxila")
+        .with_version(env!("CARGO_PKG_VERSION"))
+        .build()
+}
+
+/// Sends the spans of `#[vaxila::instrument]` and [`span`](crate::span) to
+/// `provider`, and installs it as the OpenTelemetry global provider too, so
+/// that spans made with the plain OpenTelemetry API join the same traces.
+///
+/// [`init`](crate::init) does this for you; call it yourself only when you
+/// build your own `SdkTracerProvider` (with an exporter this crate does not
+/// offer, say). Shutting the provider down stays your job.
+///
+/// ```
+/// use vaxila::opentelemetry_sdk::trace::SdkTracerProvider;
+///
+/// // Any processors and exporters you like; spans of instrumented code go to them.
+/// let provider = SdkTracerProvider::builder().build();
+/// vaxila::set_tracer_provider(provider.clone());
+///
+/// #[vaxila::instrument]
+/// fn work() {}
+/// work();
+///
+/// provider.shutdown().unwrap();
+/// ```
+pub fn set_tracer_provider(provider: SdkTracerProvider) {
+    let tracer = provider.tracer_with_scope(scope());
+    *TRACER.write().unwrap_or_else(|e| e.into_inner()) = Some(tracer);
+    opentelemetry::global::set_tracer_provider(provider);
+    ENABLED.store(true, Ordering::Release);
+}
+
+/// Stops recording: instrumented code goes back to costing nothing.
+#[allow(dead_code, reason = "used by the guard once the pipeline lands")]
+pub(crate) fn clear_tracer_provider() {
+    ENABLED.store(false, Ordering::Release);
+    *TRACER.write().unwrap_or_else(|e| e.into_inner()) = None;
+    opentelemetry::global::set_tracer_provider(
+        opentelemetry::trace::noop::NoopTracerProvider::new(),
+    );
+}
+
+/// The installed tracer, or `None` before `init`.
+#[inline]
+pub(crate) fn tracer() -> Option<SdkTracer> {
+    if !ENABLED.load(Ordering::Relaxed) {
+        return None;
+    }
+    TRACER.read().unwrap_or_else(|e| e.into_inner()).clone()
+}

@@ -169,8 +169,12 @@ impl Span {
     }
 
     /// Polls `future` with this span as the current context on every poll.
+    ///
+    /// `R` is named so that the expansion can write `instrument::<Ret, _>`:
+    /// an `async` block's output type is then known while its body is
+    /// checked, which `?` and `return` inside the body need.
     #[inline]
-    pub fn instrument<F: Future>(&mut self, future: F) -> Instrumented<'_, F> {
+    pub fn instrument<R, F: Future<Output = R>>(&mut self, future: F) -> Instrumented<'_, F> {
         Instrumented {
             span: self,
             future,
@@ -286,34 +290,84 @@ impl<F: Future> Future for Instrumented<'_, F> {
     }
 }
 
-/// Wraps a value so that method resolution can pick the most specific way to
-/// record it ("autoref specialisation"): the expansion calls
-/// `(&&&Probe(&value)).__vaxila_…(…)`, and the impl on the most references
-/// whose bounds hold wins.
+// How the expansion records a value whose type it cannot see: "autoref
+// specialisation". `Probe(&value)` is taken by as many references as the
+// most specific impl below has, plus one (the methods take `&self`); method
+// resolution then tries the impls from the most references down and calls
+// the first one whose bounds hold. The macros keep the reference counts and
+// the trait imports here, next to the impls they must agree with.
+
+/// Wraps a value for the `record_*!` macros below.
 pub struct Probe<'a, T: ?Sized>(pub &'a T);
 
-/// `args(..)`: records a parameter whose type is recordable...
+/// `args(..)`: records a parameter if its type is recordable, passes over it
+/// otherwise. With `redacted`, records `"[REDACTED]"` in place of its value.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __vaxila_record_arg {
+    ($span:ident, $key:literal, $value:expr) => {{
+        use $crate::__private::{ArgRecord as _, ArgSkip as _};
+        (&&$crate::__private::Probe(&$value)).__vaxila_arg(&mut $span, $key, false);
+    }};
+    ($span:ident, $key:literal, $value:expr, redacted) => {{
+        use $crate::__private::{ArgRecord as _, ArgSkip as _};
+        (&&$crate::__private::Probe(&$value)).__vaxila_arg(&mut $span, $key, true);
+    }};
+}
+pub use crate::__vaxila_record_arg as record_arg;
+
+/// Marks the span failed if the value is an `Err`, whatever the `Result`
+/// type is called at the definition site (`io::Result`, `anyhow::Result`).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __vaxila_record_err {
+    ($span:ident, $value:expr) => {{
+        use $crate::__private::{ErrDebug as _, ErrDisplay as _, ErrOpaque as _, NotResult as _};
+        (&&&&$crate::__private::Probe(&$value)).__vaxila_err(&mut $span);
+    }};
+}
+pub use crate::__vaxila_record_err as record_err;
+
+/// `ret`: records the return value (the `Ok` value of a `Result`) as `return`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __vaxila_record_ret {
+    ($span:ident, $value:expr) => {{
+        use $crate::__private::{
+            RetDebug as _, RetOkDebug as _, RetOkOpaque as _, RetOkValue as _, RetOpaque as _,
+            RetValue as _,
+        };
+        (&&&&&&$crate::__private::Probe(&$value)).__vaxila_ret(&mut $span);
+    }};
+}
+pub use crate::__vaxila_record_ret as record_ret;
+
+/// A parameter whose type is recordable...
 pub trait ArgRecord {
-    /// Records the parameter.
-    fn __vaxila_arg(&self, span: &mut Span, key: &'static str);
+    /// Records the parameter, or `"[REDACTED]"` in its place.
+    fn __vaxila_arg(&self, span: &mut Span, key: &'static str, redacted: bool);
 }
 
 impl<T: AttributeValue + ?Sized> ArgRecord for &Probe<'_, T> {
     #[inline]
-    fn __vaxila_arg(&self, span: &mut Span, key: &'static str) {
-        span.attr(key, self.0);
+    fn __vaxila_arg(&self, span: &mut Span, key: &'static str, redacted: bool) {
+        if redacted {
+            span.attr(key, "[REDACTED]");
+        } else {
+            span.attr(key, self.0);
+        }
     }
 }
 
-/// ...and passes over one whose type is not.
+/// ...and one whose type is not.
 pub trait ArgSkip {
     /// Records nothing.
-    fn __vaxila_arg(&self, span: &mut Span, key: &'static str);
+    fn __vaxila_arg(&self, span: &mut Span, key: &'static str, redacted: bool);
 }
 
 impl<T: ?Sized> ArgSkip for Probe<'_, T> {
     #[inline]
-    fn __vaxila_arg(&self, _: &mut Span, _: &'static str) {}
+    fn __vaxila_arg(&self, _: &mut Span, _: &'static str, _: bool) {}
 }
 
 /// `Err(e)` where `e: Display`: its text describes the failure.

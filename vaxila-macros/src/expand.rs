@@ -156,8 +156,9 @@ impl<'a> Expander<'a> {
         let output = future_output(&self.func.sig.output);
         let capture = block.capture;
         let attrs = &block.attrs;
+        let inner = &block.block;
         let start = self.start();
-        let run = self.run_future(output, &quote!(async #capture #block));
+        let run = self.run_future(output, &quote!(async #capture #inner));
         let outer = quote! {
             #(#attrs)*
             async #capture {

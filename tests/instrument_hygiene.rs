@@ -1,0 +1,90 @@
+//! The expansion names only `::vaxila::__private`, `::core` and its own
+//! hidden locals, so user items with the names it might have used change nothing.
+
+#![allow(dead_code, unreachable_pub, reason = "the modules only have to exist")]
+
+use vaxila::opentelemetry::Value;
+use vaxila::testing::capture;
+
+/// A user module named like the crates the expansion is built on.
+mod opentelemetry {
+    pub struct Context;
+    pub mod trace {
+        pub struct Span;
+    }
+}
+
+/// A user module named like the runtime crate.
+mod vaxila_runtime {
+    pub mod __private {
+        pub struct Span;
+    }
+}
+
+/// Types a glob import brings in over the prelude's and the runtime's names.
+mod shadows {
+    #[derive(Debug, PartialEq)]
+    pub struct Result;
+    #[derive(Debug, PartialEq)]
+    pub struct Option;
+    pub struct Span;
+    pub struct Meta;
+    pub struct Probe;
+    pub struct Context;
+    pub struct SpanKind;
+}
+
+use shadows::*;
+
+#[vaxila::instrument(args(..), ret)]
+fn returns_a_user_result(id: i64) -> Result {
+    let _ = id;
+    Result
+}
+
+#[vaxila::instrument(ret)]
+fn returns_a_user_option() -> Option {
+    Option
+}
+
+#[vaxila::instrument(args(..), fields(twice = __vaxila_span * 2), ret)]
+fn shadows_the_span_local(__vaxila_span: i64) -> core::result::Result<i64, ()> {
+    let __vaxila_ret = __vaxila_span + 1;
+    core::result::Result::Ok(__vaxila_ret)
+}
+
+#[test]
+fn user_items_named_like_expansion_internals_change_nothing() {
+    let mut ret = None;
+    let spans = capture(|| ret = Some(returns_a_user_result(1)));
+    assert_eq!(ret, Some(Result));
+    assert_eq!(spans[0].attr("id"), Some(&Value::I64(1)));
+    assert_eq!(
+        spans[0].attr("return"),
+        Some(&Value::String("Result".into()))
+    );
+
+    let spans = capture(|| assert_eq!(returns_a_user_option(), Option));
+    assert_eq!(spans[0].name, "returns_a_user_option");
+
+    let spans = capture(|| assert_eq!(shadows_the_span_local(20), Ok(21)));
+    assert_eq!(spans[0].attr("__vaxila_span"), Some(&Value::I64(20)));
+    assert_eq!(spans[0].attr("twice"), Some(&Value::I64(40)));
+    assert_eq!(spans[0].attr("return"), Some(&Value::I64(21)));
+}
+
+/// `crate = path` for a crate that re-exports `vaxila` under another name.
+mod reexported {
+    pub use vaxila as telemetry;
+}
+
+#[vaxila::instrument(crate = reexported::telemetry, ret)]
+fn through_a_reexport() -> u8 {
+    5
+}
+
+#[test]
+fn crate_points_the_expansion_at_a_reexport() {
+    let spans = capture(|| assert_eq!(through_a_reexport(), 5));
+    assert_eq!(spans[0].attr("return"), Some(&Value::I64(5)));
+}

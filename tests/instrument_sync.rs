@@ -617,6 +617,10 @@ fn destructured_and_mut_parameters_record_their_bindings() {
     assert_eq!(span.attr("n"), Some(&Value::I64(8)));
 }
 
+#[allow(
+    clippy::ptr_arg,
+    reason = "the signature tracing-attributes once broke"
+)]
 #[vaxila::instrument]
 fn first(v: &mut Vec<u8>) -> &mut u8 {
     &mut v[0]

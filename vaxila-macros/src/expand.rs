@@ -77,6 +77,7 @@ impl<'a> Expander<'a> {
             attrs,
             vis,
             sig,
+            brace,
             inner_attrs,
             body,
         } = self.func;
@@ -87,13 +88,14 @@ impl<'a> Expander<'a> {
         } else {
             self.sync_fn(body)
         };
-        quote! {
-            #(#attrs)*
-            #vis #sig {
+        let mut tokens = quote!(#(#attrs)* #vis #sig);
+        brace.surround(&mut tokens, |tokens| {
+            tokens.extend(quote! {
                 #(#inner_attrs)*
                 #body
-            }
-        }
+            });
+        });
+        tokens
     }
 
     /// The body of a plain function: run inside the span.

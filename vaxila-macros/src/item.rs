@@ -7,6 +7,7 @@
 use proc_macro2::TokenStream;
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
+use syn::token::Brace;
 use syn::{
     Attribute, Block, Expr, ExprAsync, FnArg, Ident, Pat, Signature, Stmt, Token, Visibility,
 };
@@ -16,6 +17,10 @@ pub(crate) struct Function {
     pub(crate) attrs: Vec<Attribute>,
     pub(crate) vis: Visibility,
     pub(crate) sig: Signature,
+    /// The body's braces: the new body keeps their span, without which the
+    /// compiler takes the whole function for macro output and stops
+    /// reporting lints such as `dead_code` on it.
+    pub(crate) brace: Brace,
     /// `#![...]` at the top of the body.
     pub(crate) inner_attrs: Vec<Attribute>,
     /// The rest of the body, as written.
@@ -35,13 +40,14 @@ impl Parse for Function {
             ));
         }
         let content;
-        syn::braced!(content in input);
+        let brace = syn::braced!(content in input);
         let inner_attrs = content.call(Attribute::parse_inner)?;
         let body = content.parse()?;
         Ok(Self {
             attrs,
             vis,
             sig,
+            brace,
             inner_attrs,
             body,
         })

@@ -1,0 +1,8 @@
+#[vaxila::instrument]
+const fn work(id: i64) -> i64 {
+    id
+}
+
+fn main() {
+    work(1);
+}

@@ -1,0 +1,8 @@
+#[vaxila::instrument(fields(user.id))]
+fn work(id: i64) -> i64 {
+    id
+}
+
+fn main() {
+    work(1);
+}

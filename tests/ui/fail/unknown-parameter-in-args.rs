@@ -1,0 +1,8 @@
+#[vaxila::instrument(args(id, user))]
+fn work(id: i64) -> i64 {
+    id
+}
+
+fn main() {
+    work(1);
+}

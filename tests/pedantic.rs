@@ -142,7 +142,8 @@ async fn unit_async() {
 
 #[vaxila::instrument(args(n))]
 fn deferred(n: u64) -> impl Future<Output = u64> + Send {
-    async move { n + 1 }
+    let m = n + 1;
+    async move { m }
 }
 
 #[async_trait::async_trait]

@@ -582,8 +582,17 @@ fn impl_in_result(fail: bool) -> Result<impl fmt::Display, std::fmt::Error> {
     Ok(n)
 }
 
+#[vaxila::instrument(err = false)]
+fn impl_in_result_unrecorded(input: &str) -> Result<impl fmt::Display, std::num::ParseIntError> {
+    let n: u8 = input.parse()?;
+    Ok(n)
+}
+
 #[test]
 fn impl_trait_in_argument_and_return_position() {
+    let ret = impl_in_result_unrecorded("4").map(|d| d.to_string());
+    assert_eq!(ret, Ok("4".to_owned()));
+
     let (span, ret) = only(|| impl_traits(vec![1, 2], 'x').collect::<Vec<_>>());
     assert_eq!(ret, [2, 4]);
     assert_eq!(span.attr("return"), Some(&string("IntoIter([2, 4])")));

@@ -114,8 +114,16 @@ impl<'a> Expander<'a> {
                 #run
             },
             ReturnType::Type(_, ty) if !is_unit(ty) => {
-                let annotation = annotation(ty).map(|ty| quote!(: #ty));
                 let outcome = self.outcome();
+                if outcome.is_empty() {
+                    // Nothing to record: the return type, known from the
+                    // signature, reaches the closure as it is.
+                    return quote! {
+                        #start
+                        #run
+                    };
+                }
+                let annotation = annotation(ty).map(|ty| quote!(: #ty));
                 quote! {
                     #start
                     let #ret #annotation = #run;
@@ -301,10 +309,41 @@ impl<'a> Expander<'a> {
         let record_ret = args
             .ret
             .then(|| quote!(#private::record_ret!(#span, #ret);));
-        let record_err = args
-            .err
-            .then(|| quote!(#private::record_err!(#span, #ret);));
+        let record_err =
+            (args.err && self.may_be_result()).then(|| quote!(#private::record_err!(#span, #ret);));
         quote!(#record_ret #record_err)
+    }
+}
+
+impl Expander<'_> {
+    /// Whether the function may return a `Result`. Only a type path may name
+    /// one (`io::Result<T>`, `AppResult`, a generic `T`); leaving the error
+    /// probe out where none can keeps the expansion short.
+    fn may_be_result(&self) -> bool {
+        const PRIMITIVES: &[&str] = &[
+            "bool", "char", "str", "i8", "i16", "i32", "i64", "i128", "isize", "u8", "u16", "u32",
+            "u64", "u128", "usize", "f32", "f64",
+        ];
+        let output = &self.func.sig.output;
+        let ty = match output {
+            ReturnType::Default => return false,
+            ReturnType::Type(_, ty) => &**ty,
+        };
+        let ty = match future_output(output) {
+            Some(future_output) if self.func.sig.asyncness.is_none() => future_output,
+            _ => ty,
+        };
+        match ty {
+            Type::Path(path) => {
+                path.qself.is_some()
+                    || !path
+                        .path
+                        .get_ident()
+                        .is_some_and(|ident| PRIMITIVES.iter().any(|p| ident == p))
+            }
+            Type::Paren(_) | Type::Group(_) | Type::Macro(_) | Type::Verbatim(_) => true,
+            _ => false,
+        }
     }
 }
 
@@ -445,3 +484,6 @@ fn looks_secret(name: &str) -> bool {
             .windows(2)
             .any(|pair| PAIRS.contains(&(pair[0], pair[1])))
 }
+
+#[cfg(test)]
+mod tests;

@@ -135,6 +135,12 @@ async fn fetch(id: u64) -> Result<u64, String> {
     Ok(id)
 }
 
+#[vaxila::instrument(args(..))]
+async fn count(n: u64) -> u64 {
+    tokio::task::yield_now().await;
+    n
+}
+
 #[vaxila::instrument]
 async fn unit_async() {
     tokio::task::yield_now().await;
@@ -189,6 +195,7 @@ fn every_shape_compiles_without_warnings_and_runs() {
         assert_eq!(Store::get(&counter, "k").await, Some(3));
         assert_eq!(fetch(1).await, Ok(1));
         unit_async().await;
+        assert_eq!(count(2).await, 2);
         assert_eq!(deferred(1).await, 2);
     });
     assert_eq!(counter.into_inner(), 3);

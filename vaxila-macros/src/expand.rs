@@ -225,7 +225,6 @@ impl<'a> Expander<'a> {
         let location = quote_spanned!(ident.span()=> ::core::file!(), ::core::line!());
         let start = match &args.parent {
             Some((_, parent)) => {
-                let parent = quote_spanned!(parent.span()=> #parent);
                 quote!(#private::Span::start_with_parent(&__VAXILA_META, #parent))
             }
             None if args.root.is_some() => quote!(#private::Span::start_root(&__VAXILA_META)),

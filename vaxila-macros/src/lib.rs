@@ -48,6 +48,10 @@ use proc_macro::TokenStream;
 /// `.await`), and ends when the future completes. A future dropped before it
 /// completes ends the span with `vaxila.cancelled = true`.
 ///
+/// In a function that returns an `async` block, `args` and `fields` are
+/// evaluated in the block, at the first poll: the block captures what they
+/// name, as if the block had used it.
+///
 /// ```
 /// #[vaxila::instrument]
 /// async fn fetch(id: u64) -> u64 {

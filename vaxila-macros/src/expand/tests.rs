@@ -146,3 +146,36 @@ fn body_that_does_not_parse_is_kept_as_written() {
     );
     insta::assert_snapshot!(tokens.to_string());
 }
+
+#[test]
+fn secret_looking_names_are_whole_words() {
+    use super::looks_secret;
+    for name in [
+        "password",
+        "db_password",
+        "passwd",
+        "client_secret",
+        "access_token",
+        "tokens",
+        "api_key",
+        "apiKey",
+        "private_key",
+        "auth",
+        "authorization",
+        "credentials",
+        "cookie",
+        "session_id",
+    ] {
+        assert!(looks_secret(name), "{name}");
+    }
+    for name in [
+        "author",
+        "authority",
+        "key",
+        "tokenizer",
+        "user",
+        "sessionless",
+    ] {
+        assert!(!looks_secret(name), "{name}");
+    }
+}

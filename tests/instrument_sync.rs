@@ -437,6 +437,28 @@ fn early_return_and_question_mark_keep_their_meaning() {
     assert_eq!(span.status, Status::error("invalid digit found in string"));
 }
 
+/// `early` without the attribute.
+fn early_bare(input: &str) -> Result<u32, std::num::ParseIntError> {
+    if input.is_empty() {
+        return Ok(0);
+    }
+    let n: u32 = input.parse()?;
+    Ok(n * 2)
+}
+
+#[test]
+fn instrumented_fns_return_exactly_what_the_bare_ones_return() {
+    for input in ["", "21", "x", "99999999999", "-1"] {
+        let (_, ret) = only(|| early(input));
+        assert_eq!(ret, early_bare(input), "{input:?}");
+    }
+    let mut bare = vec![1, 2];
+    let mut instrumented = bare.clone();
+    bare[0] = 7;
+    let (_, ()) = only(|| *first(&mut instrumented) = 7);
+    assert_eq!(instrumented, bare);
+}
+
 #[vaxila::instrument]
 fn boom(n: u8) -> u8 {
     assert!(n < 10, "{n} is too many");

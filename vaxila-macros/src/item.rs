@@ -31,6 +31,14 @@ impl Parse for Function {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         let attrs = input.call(Attribute::parse_outer)?;
         let vis = input.parse()?;
+        let starts_fn = input.peek(Token![fn])
+            || input.peek(Token![const])
+            || input.peek(Token![async])
+            || input.peek(Token![unsafe])
+            || input.peek(Token![extern]);
+        if !starts_fn {
+            return Err(input.error("`#[vaxila::instrument]` applies to functions"));
+        }
         let sig = input.parse()?;
         if input.peek(Token![;]) {
             let semi: Token![;] = input.parse()?;

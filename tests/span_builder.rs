@@ -7,14 +7,7 @@ use std::task::{Context as TaskContext, Poll, Waker};
 use vaxila::SpanKind;
 use vaxila::opentelemetry::trace::{Status, Tracer as _};
 use vaxila::opentelemetry::{Context, Value};
-use vaxila::testing::{CapturedSpan, capture};
-
-fn by_name<'a>(spans: &'a [CapturedSpan], name: &str) -> &'a CapturedSpan {
-    spans
-        .iter()
-        .find(|s| s.name == name)
-        .unwrap_or_else(|| panic!("no span {name:?} in {spans:#?}"))
-}
+use vaxila::testing::capture;
 
 /// Polls a future to completion on this thread, so `capture` sees its spans.
 fn block_on<F: Future>(future: F) -> F::Output {
@@ -68,9 +61,9 @@ fn spans_inside_in_scope_are_its_children() {
             vaxila::opentelemetry::global::tracer("raw").in_span("raw", |_| ());
         });
     });
-    let outer = by_name(&spans, "outer");
+    let outer = spans.named("outer");
     for child in ["inner", "raw"] {
-        let child = by_name(&spans, child);
+        let child = spans.named(child);
         assert_eq!(child.parent_span_id, outer.span_id);
         assert_eq!(child.trace_id, outer.trace_id);
     }
@@ -85,13 +78,13 @@ fn parent_and_root_choose_the_parent() {
             vaxila::span("fresh").root().in_scope(|_| ());
         });
     });
-    let request = by_name(&spans, "request");
-    let job = by_name(&spans, "job");
+    let request = spans.named("request");
+    let job = spans.named("job");
     assert_eq!(job.parent_span_id, request.span_id);
     assert_eq!(job.trace_id, request.trace_id);
-    let fresh = by_name(&spans, "fresh");
+    let fresh = spans.named("fresh");
     assert!(fresh.is_root());
-    assert_ne!(fresh.trace_id, by_name(&spans, "elsewhere").trace_id);
+    assert_ne!(fresh.trace_id, spans.named("elsewhere").trace_id);
 }
 
 #[test]
@@ -102,7 +95,7 @@ fn try_in_scope_marks_an_err_and_leaves_ok_unset() {
         let ok = vaxila::span("good").try_in_scope(|_| "7".parse::<u8>());
         assert_eq!(ok, Ok(7));
     });
-    let bad = by_name(&spans, "bad");
+    let bad = spans.named("bad");
     assert_eq!(bad.status, Status::error("invalid digit found in string"));
     assert_eq!(
         bad.attr("error.type"),
@@ -117,7 +110,7 @@ fn try_in_scope_marks_an_err_and_leaves_ok_unset() {
         exception.attr("exception.message"),
         Some(&Value::from("invalid digit found in string"))
     );
-    let good = by_name(&spans, "good");
+    let good = spans.named("good");
     assert_eq!(good.status, Status::Unset);
     assert!(good.events.is_empty());
 }
@@ -133,7 +126,7 @@ fn in_scope_records_a_panic_and_lets_it_go_on() {
             Some(&"disk on fire")
         );
     });
-    let boom = by_name(&spans, "boom");
+    let boom = spans.named("boom");
     assert_eq!(boom.status, Status::error("disk on fire"));
     let exception = boom.event("exception").expect("an exception event");
     assert_eq!(
@@ -161,14 +154,14 @@ fn instrument_starts_at_first_poll_and_is_current_on_every_poll() {
         let out = vaxila::span("poller").in_scope(|_| block_on(future));
         assert_eq!(out, 5);
     });
-    let fetch = by_name(&spans, "fetch");
-    assert_eq!(fetch.parent_span_id, by_name(&spans, "poller").span_id);
+    let fetch = spans.named("fetch");
+    assert_eq!(fetch.parent_span_id, spans.named("poller").span_id);
     assert_eq!(
         fetch.attr("url"),
         Some(&Value::from("https://example.com/"))
     );
     assert_eq!(fetch.attr("after_await"), Some(&Value::Bool(true)));
-    assert_eq!(by_name(&spans, "inside").parent_span_id, fetch.span_id);
+    assert_eq!(spans.named("inside").parent_span_id, fetch.span_id);
     assert_eq!(fetch.attr("vaxila.cancelled"), None);
 }
 
@@ -183,7 +176,7 @@ fn instrument_dropped_before_completion_is_marked_cancelled() {
         drop(future);
     });
     assert_eq!(
-        by_name(&spans, "slow").attr("vaxila.cancelled"),
+        spans.named("slow").attr("vaxila.cancelled"),
         Some(&Value::Bool(true))
     );
 }
@@ -194,7 +187,7 @@ fn try_instrument_marks_an_err() {
         let out = block_on(vaxila::span("parse").try_instrument(async { "z".parse::<i32>() }));
         assert!(out.is_err());
     });
-    let parse = by_name(&spans, "parse");
+    let parse = spans.named("parse");
     assert_eq!(parse.status, Status::error("invalid digit found in string"));
     assert!(parse.event("exception").is_some());
 }
@@ -213,8 +206,8 @@ fn instrument_on_a_tokio_runtime_nests_spans() {
         }));
     });
     assert_eq!(
-        by_name(&spans, "inner").parent_span_id,
-        by_name(&spans, "outer").span_id
+        spans.named("inner").parent_span_id,
+        spans.named("outer").span_id
     );
 }
 
@@ -231,7 +224,7 @@ fn current_span_adds_to_a_builder_span_and_a_raw_opentelemetry_span() {
             vaxila::current_span().set_attribute("from", "raw");
         });
     });
-    let builder = by_name(&spans, "builder");
+    let builder = spans.named("builder");
     assert_eq!(builder.attr("cache.hit"), Some(&Value::Bool(true)));
     let retry = builder.event("retry").expect("a retry event");
     assert_eq!(retry.attr("attempt"), Some(&Value::I64(2)));
@@ -246,10 +239,7 @@ fn current_span_adds_to_a_builder_span_and_a_raw_opentelemetry_span() {
             .and_then(|e| e.attr("exception.message")),
         Some(&Value::from("gone"))
     );
-    assert_eq!(
-        by_name(&spans, "raw").attr("from"),
-        Some(&Value::from("raw"))
-    );
+    assert_eq!(spans.named("raw").attr("from"), Some(&Value::from("raw")));
 }
 
 #[test]
@@ -276,7 +266,7 @@ fn current_span_exposes_the_span_context() {
         }));
     });
     let seen = seen.unwrap();
-    let ids = by_name(&spans, "ids");
+    let ids = spans.named("ids");
     assert_eq!(seen.trace_id(), ids.trace_id);
     assert_eq!(seen.span_id(), ids.span_id);
     assert!(seen.is_sampled());
@@ -305,4 +295,75 @@ fn instrumented_futures_stay_send_so_they_can_be_spawned() {
     assert_send(&future);
     let future = vaxila::span("spawnable").try_instrument(async { Ok::<_, std::io::Error>(()) });
     assert_send(&future);
+}
+
+#[test]
+fn tree_shows_the_shape_of_the_trace() {
+    let spans = capture(|| {
+        vaxila::span("request")
+            .kind(SpanKind::Server)
+            .in_scope(|_| {
+                vaxila::span("load").kind(SpanKind::Client).in_scope(|_| ());
+                let _ = vaxila::span("render").try_in_scope(|_| "x".parse::<u8>());
+            });
+        vaxila::span("second_root").in_scope(|_| ());
+    });
+    assert_eq!(
+        spans.tree(),
+        "request [server]\n  load [client]\n  render [error]\nsecond_root\n"
+    );
+    assert_eq!(spans.children_of(spans.named("request")).len(), 2);
+}
+
+#[test]
+fn named_panics_with_the_spans_it_has() {
+    let spans = capture(|| vaxila::span("only").in_scope(|_| ()));
+    let message = std::panic::catch_unwind(|| {
+        let _ = spans.named("other");
+    })
+    .unwrap_err();
+    let message = message.downcast_ref::<String>().unwrap();
+    assert!(message.contains("no span named \"other\""), "{message}");
+    assert!(message.contains("only"), "{message}");
+}
+
+#[tokio::test]
+async fn capture_future_sees_spans_across_awaits_on_a_current_thread_runtime() {
+    let spans = vaxila::testing::capture_future(async {
+        vaxila::span("a")
+            .instrument(async { tokio::task::yield_now().await })
+            .await;
+        let handle = tokio::spawn(vaxila::span("spawned").instrument(async {}));
+        handle.await.unwrap();
+    })
+    .await;
+    assert_eq!(spans.tree(), "a\nspawned\n");
+}
+
+#[test]
+fn capture_isolates_parallel_threads() {
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let name = format!("thread_{i}");
+                let spans = capture(|| {
+                    for _ in 0..50 {
+                        vaxila::span(name.clone()).in_scope(|_| ());
+                    }
+                });
+                assert_eq!(spans.len(), 50);
+                assert!(spans.iter().all(|s| s.name == name));
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+}
+
+#[test]
+fn a_panic_inside_capture_leaves_later_captures_working() {
+    let _ = std::panic::catch_unwind(|| capture(|| panic!("test body failed")));
+    let spans = capture(|| vaxila::span("after").in_scope(|_| ()));
+    assert_eq!(spans.tree(), "after\n");
 }

@@ -7,6 +7,7 @@
 
 mod attribute;
 mod global;
+mod span;
 pub mod testing;
 
 #[doc(hidden)]
@@ -16,6 +17,7 @@ pub mod __private;
 pub use attribute::AttributeValue;
 pub use global::set_tracer_provider;
 pub use opentelemetry::trace::SpanKind;
+pub use span::{ActiveSpan, SpanBuilder, current_span, span};
 
 pub use opentelemetry;
 pub use opentelemetry_sdk;

@@ -504,3 +504,22 @@ impl<T: ?Sized> RetOpaque for Probe<'_, T> {
     #[inline]
     fn __vaxila_ret(&self, _: &mut Span) {}
 }
+
+/// What the span builder (`vaxila::span`) needs beyond the expansion's surface.
+impl Span {
+    pub(crate) const fn disabled() -> Self {
+        Self::DISABLED
+    }
+
+    pub(crate) fn from_context(cx: Context) -> Self {
+        let recording = cx.span().is_recording();
+        Self {
+            cx: Some(cx),
+            recording,
+        }
+    }
+
+    pub(crate) fn context(&self) -> Option<&Context> {
+        self.cx.as_ref()
+    }
+}

@@ -1,21 +1,29 @@
-//! Assertions on the spans your code produces: [`capture`].
+//! Assertions on the spans your code produces: [`capture`], [`capture_future`], [`Spans::tree`].
 
-use std::cell::RefCell;
-use std::sync::OnceLock;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::task::{Context as TaskContext, Poll};
+use std::thread::ThreadId;
+use std::time::{Duration, SystemTime};
 
 use opentelemetry::trace::{SpanId, SpanKind, Status, TraceId};
 use opentelemetry::{Context, Key, Value};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanProcessor};
 
-/// How many threads are inside [`capture`] right now: when none is, the
-/// processor returns after one atomic load.
+/// How many captures are registered right now: when none is, the processor
+/// returns after one atomic load.
 static CAPTURING: AtomicUsize = AtomicUsize::new(0);
 
-thread_local! {
-    static STACK: RefCell<Vec<Vec<SpanData>>> = const { RefCell::new(Vec::new()) };
+/// Where spans ended on a thread go: the innermost capture registered for it.
+static SINKS: Mutex<Vec<(ThreadId, Sink)>> = Mutex::new(Vec::new());
+
+type Sink = Arc<Mutex<Vec<SpanData>>>;
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The span processor behind [`capture`]; every pipeline this crate builds has it.
@@ -29,11 +37,15 @@ impl SpanProcessor for CaptureProcessor {
         if CAPTURING.load(Ordering::Relaxed) == 0 {
             return;
         }
-        STACK.with(|stack| {
-            if let Some(top) = stack.borrow_mut().last_mut() {
-                top.push(span);
-            }
-        });
+        let thread = std::thread::current().id();
+        let sink = lock(&SINKS)
+            .iter()
+            .rev()
+            .find(|(t, _)| *t == thread)
+            .map(|(_, sink)| Arc::clone(sink));
+        if let Some(sink) = sink {
+            lock(&sink).push(span);
+        }
     }
 
     fn force_flush(&self) -> OTelSdkResult {
@@ -64,7 +76,8 @@ fn ensure_provider() {
 ///
 /// Spans ended on other threads are not seen, so tests that run in parallel
 /// never see each other's spans. If nothing is installed yet, `capture`
-/// installs a provider that records for it alone.
+/// installs a provider that records for it alone; after [`init`](crate::init)
+/// it sees the spans the pipeline exports as well.
 ///
 /// ```
 /// #[vaxila::instrument(args(id))]
@@ -74,26 +87,249 @@ fn ensure_provider() {
 /// assert_eq!(spans[0].name, "awesome_action");
 /// assert_eq!(spans[0].attr("id"), Some(&42i64.into()));
 /// ```
-pub fn capture<R>(f: impl FnOnce() -> R) -> Vec<CapturedSpan> {
-    struct Pop;
-    impl Drop for Pop {
-        fn drop(&mut self) {
+pub fn capture<R>(f: impl FnOnce() -> R) -> Spans {
+    let sink = Sink::default();
+    let registration = Registration::new(&sink);
+    let _ = f();
+    drop(registration);
+    take(&sink)
+}
+
+/// Awaits `future` and returns the spans that finished while it ran: the
+/// `async` form of [`capture`], for `#[tokio::test]`.
+///
+/// It sees every span that ends on the thread that first polled it, from
+/// then until it completes (on a current-thread runtime, that includes the
+/// tasks it spawns), and the spans that end on any other thread while that
+/// thread is polling it.
+///
+/// ```
+/// #[vaxila::instrument(args(id))]
+/// async fn load(id: u64) -> u64 { id }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let spans = vaxila::testing::capture_future(async {
+///     assert_eq!(load(7).await, 7);
+/// })
+/// .await;
+/// assert_eq!(spans.named("load").attr("id"), Some(&7i64.into()));
+/// # }
+/// ```
+pub fn capture_future<F: Future>(future: F) -> CaptureFuture<F> {
+    CaptureFuture {
+        future,
+        sink: Sink::default(),
+        home: None,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future [`capture_future`] returns.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct CaptureFuture<F> {
+        #[pin]
+        future: F,
+        sink: Sink,
+        home: Option<Registration>,
+    }
+}
+
+impl<F: Future> Future for CaptureFuture<F> {
+    type Output = Spans;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Spans> {
+        let this = self.project();
+        let home = this
+            .home
+            .get_or_insert_with(|| Registration::new(this.sink));
+        let visiting =
+            (home.thread != std::thread::current().id()).then(|| Registration::new(this.sink));
+        let poll = this.future.poll(cx);
+        drop(visiting);
+        match poll {
+            Poll::Ready(_) => {
+                *this.home = None;
+                Poll::Ready(take(this.sink))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// A sink registered for one thread; unregistered on drop, even when the
+/// code under test panics.
+#[derive(Debug)]
+struct Registration {
+    thread: ThreadId,
+    sink: Sink,
+}
+
+impl Registration {
+    fn new(sink: &Sink) -> Self {
+        ensure_provider();
+        let thread = std::thread::current().id();
+        lock(&SINKS).push((thread, Arc::clone(sink)));
+        CAPTURING.fetch_add(1, Ordering::Relaxed);
+        Self {
+            thread,
+            sink: Arc::clone(sink),
+        }
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let mut sinks = lock(&SINKS);
+        if let Some(i) = sinks
+            .iter()
+            .rposition(|(t, s)| *t == self.thread && Arc::ptr_eq(s, &self.sink))
+        {
+            sinks.remove(i);
             CAPTURING.fetch_sub(1, Ordering::Relaxed);
         }
     }
+}
 
-    ensure_provider();
-    STACK.with(|stack| stack.borrow_mut().push(Vec::new()));
-    CAPTURING.fetch_add(1, Ordering::Relaxed);
-    let pop = Pop;
-    let _ = f();
-    drop(pop);
-    STACK
-        .with(|stack| stack.borrow_mut().pop())
-        .unwrap_or_default()
-        .into_iter()
-        .map(CapturedSpan::from)
-        .collect()
+fn take(sink: &Sink) -> Spans {
+    std::mem::take(&mut *lock(sink)).into()
+}
+
+/// The spans [`capture`] returns, in the order they ended. Derefs to a slice
+/// of [`CapturedSpan`], and adds lookups that fail with a readable message.
+#[derive(Clone, Debug, Default)]
+pub struct Spans(Vec<CapturedSpan>);
+
+impl Spans {
+    /// The span named `name`.
+    ///
+    /// # Panics
+    ///
+    /// If no span, or more than one, has that name: the message lists the
+    /// spans there are.
+    #[must_use]
+    #[track_caller]
+    pub fn named(&self, name: &str) -> &CapturedSpan {
+        let mut found = self.0.iter().filter(|s| s.name == name);
+        match (found.next(), found.next()) {
+            (Some(span), None) => span,
+            (None, _) => panic!("no span named {name:?}; the spans are:\n{}", self.tree()),
+            (Some(_), Some(_)) => {
+                panic!(
+                    "more than one span named {name:?}; the spans are:\n{}",
+                    self.tree()
+                )
+            }
+        }
+    }
+
+    /// The spans whose parent is `parent`, in the order they started.
+    #[must_use]
+    pub fn children_of(&self, parent: &CapturedSpan) -> Vec<&CapturedSpan> {
+        let mut children: Vec<_> = self
+            .0
+            .iter()
+            .filter(|s| s.parent_span_id == parent.span_id && s.trace_id == parent.trace_id)
+            .collect();
+        children.sort_by_key(|s| s.start_time);
+        children
+    }
+
+    /// The spans as an indented tree, one line a span, children under their
+    /// parent in the order they started: the shape of the traces, for a test
+    /// to compare in one assertion. A span whose parent was not captured is
+    /// a root here. Lines say the kind unless it is internal, and `error`
+    /// when the status is Error.
+    ///
+    /// ```
+    /// #[vaxila::instrument(kind = server)]
+    /// fn handle() { load(); render(); }
+    /// #[vaxila::instrument]
+    /// fn load() {}
+    /// #[vaxila::instrument]
+    /// fn render() -> Result<(), std::fmt::Error> { Err(std::fmt::Error) }
+    ///
+    /// let spans = vaxila::testing::capture(handle);
+    /// assert_eq!(spans.tree(), "\
+    /// handle [server]
+    ///   load
+    ///   render [error]
+    /// ");
+    /// ```
+    #[must_use]
+    pub fn tree(&self) -> String {
+        let captured = |id: SpanId| self.0.iter().any(|s| s.span_id == id);
+        let mut roots: Vec<_> = self
+            .0
+            .iter()
+            .filter(|s| !captured(s.parent_span_id))
+            .collect();
+        roots.sort_by_key(|s| s.start_time);
+        let mut out = String::new();
+        for root in roots {
+            self.write_tree(root, 0, &mut out);
+        }
+        out
+    }
+
+    fn write_tree(&self, span: &CapturedSpan, depth: usize, out: &mut String) {
+        use std::fmt::Write as _;
+        let _ = write!(out, "{:indent$}{}", "", span.name, indent = depth * 2);
+        let kind = match span.kind {
+            SpanKind::Internal => None,
+            SpanKind::Server => Some("server"),
+            SpanKind::Client => Some("client"),
+            SpanKind::Producer => Some("producer"),
+            SpanKind::Consumer => Some("consumer"),
+        };
+        let error = matches!(span.status, Status::Error { .. }).then_some("error");
+        let marks: Vec<_> = kind.into_iter().chain(error).collect();
+        if !marks.is_empty() {
+            let _ = write!(out, " [{}]", marks.join(", "));
+        }
+        out.push('\n');
+        for child in self.children_of(span) {
+            self.write_tree(child, depth + 1, out);
+        }
+    }
+
+    /// The spans, in the order they ended.
+    #[must_use]
+    pub fn into_vec(self) -> Vec<CapturedSpan> {
+        self.0
+    }
+}
+
+impl From<Vec<SpanData>> for Spans {
+    fn from(spans: Vec<SpanData>) -> Self {
+        Self(spans.into_iter().map(CapturedSpan::from).collect())
+    }
+}
+
+impl std::ops::Deref for Spans {
+    type Target = [CapturedSpan];
+
+    fn deref(&self) -> &[CapturedSpan] {
+        &self.0
+    }
+}
+
+impl IntoIterator for Spans {
+    type Item = CapturedSpan;
+    type IntoIter = std::vec::IntoIter<CapturedSpan>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a Spans {
+    type Item = &'a CapturedSpan;
+    type IntoIter = std::slice::Iter<'a, CapturedSpan>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
 }
 
 /// A finished span, as [`capture`] returns it.
@@ -116,6 +352,10 @@ pub struct CapturedSpan {
     pub events: Vec<CapturedEvent>,
     /// The status: `Unset` unless the span failed.
     pub status: Status,
+    /// When the span started.
+    pub start_time: SystemTime,
+    /// When the span ended.
+    pub end_time: SystemTime,
 }
 
 impl CapturedSpan {
@@ -132,6 +372,14 @@ impl CapturedSpan {
     #[must_use]
     pub fn event(&self, name: &str) -> Option<&CapturedEvent> {
         self.events.iter().find(|e| e.name == name)
+    }
+
+    /// How long the span lasted.
+    #[must_use]
+    pub fn duration(&self) -> Duration {
+        self.end_time
+            .duration_since(self.start_time)
+            .unwrap_or_default()
     }
 
     /// Whether the span is a root span (has no parent).
@@ -188,6 +436,8 @@ impl From<SpanData> for CapturedSpan {
                 })
                 .collect(),
             status: span.status,
+            start_time: span.start_time,
+            end_time: span.end_time,
         }
     }
 }

@@ -23,7 +23,7 @@ fn block_on<F: Future>(future: F) -> F::Output {
 fn run<F: Future>(future: F) -> (Vec<CapturedSpan>, F::Output) {
     let mut out = None;
     let spans = capture(|| out = Some(block_on(future)));
-    (spans, out.unwrap())
+    (spans.into_vec(), out.unwrap())
 }
 
 fn find<'a>(spans: &'a [CapturedSpan], name: &str) -> &'a CapturedSpan {

@@ -15,7 +15,7 @@ use vaxila::testing::{CapturedSpan, capture};
 /// The only span `f` finished, and what `f` returned.
 fn only<R>(f: impl FnOnce() -> R) -> (CapturedSpan, R) {
     let mut out = None;
-    let mut spans = capture(|| out = Some(f()));
+    let mut spans = capture(|| out = Some(f())).into_vec();
     assert_eq!(spans.len(), 1, "{spans:#?}");
     (spans.remove(0), out.unwrap())
 }

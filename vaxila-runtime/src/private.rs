@@ -10,7 +10,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
-use opentelemetry::trace::{Span as _, Status, TraceContextExt as _, Tracer as _};
+use opentelemetry::trace::{Span as _, SpanRef, Status, TraceContextExt as _, Tracer as _};
 use opentelemetry::{Context, KeyValue, Value};
 
 pub use crate::attribute::AttributeValue;
@@ -185,21 +185,8 @@ impl Span {
     /// Marks the span failed by an error: status Error with `message`,
     /// `error.type`, and an `exception` event.
     pub fn record_error(&mut self, type_name: &'static str, message: &dyn Display) {
-        if !self.recording {
-            return;
-        }
-        if let Some(cx) = &self.cx {
-            let message = message.to_string();
-            let span = cx.span();
-            span.set_attribute(KeyValue::new("error.type", type_name));
-            span.add_event(
-                "exception",
-                vec![
-                    KeyValue::new("exception.type", type_name),
-                    KeyValue::new("exception.message", message.clone()),
-                ],
-            );
-            span.set_status(Status::error(message));
+        if let Some(cx) = self.cx.as_ref().filter(|_| self.recording) {
+            record_exception(&cx.span(), type_name, &message.to_string());
         }
     }
 
@@ -213,15 +200,7 @@ impl Span {
             .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
             .unwrap_or("Box<dyn Any>");
         if let Some(cx) = &self.cx {
-            let span = cx.span();
-            span.add_event(
-                "exception",
-                vec![
-                    KeyValue::new("exception.type", "panic"),
-                    KeyValue::new("exception.message", message.to_owned()),
-                ],
-            );
-            span.set_status(Status::error(message.to_owned()));
+            record_exception(&cx.span(), "panic", message);
         }
     }
 
@@ -230,6 +209,21 @@ impl Span {
             self.set("vaxila.cancelled", Value::Bool(true));
         }
     }
+}
+
+/// Status Error with `message`, `error.type`, and an `exception` event: how
+/// every failure is recorded, by the macro, the span builder, `current_span()`
+/// and for panics (whose type is `panic`).
+pub(crate) fn record_exception(span: &SpanRef<'_>, type_name: &'static str, message: &str) {
+    span.set_attribute(KeyValue::new("error.type", type_name));
+    span.add_event(
+        "exception",
+        vec![
+            KeyValue::new("exception.type", type_name),
+            KeyValue::new("exception.message", message.to_owned()),
+        ],
+    );
+    span.set_status(Status::error(message.to_owned()));
 }
 
 impl Drop for Span {

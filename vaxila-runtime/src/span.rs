@@ -6,12 +6,10 @@ use std::fmt::Display;
 use std::future::Future;
 use std::panic::Location;
 
-use opentelemetry::trace::{
-    SpanContext, SpanKind, SpanRef, Status, TraceContextExt as _, Tracer as _,
-};
+use opentelemetry::trace::{SpanContext, SpanKind, SpanRef, TraceContextExt as _, Tracer as _};
 use opentelemetry::{Context, Key, KeyValue};
 
-use crate::__private::Span;
+use crate::__private::{Span, record_exception};
 use crate::AttributeValue;
 
 /// Starts describing a span around a block of code: the Rust form of
@@ -340,22 +338,7 @@ impl ActiveSpan {
     /// ```
     pub fn record_error<E: Error + ?Sized>(&self, err: &E) {
         if let Some(span) = self.recording() {
-            record_exception(&span, std::any::type_name::<E>(), &format_args!("{err}"));
+            record_exception(&span, std::any::type_name::<E>(), &err.to_string());
         }
     }
-}
-
-/// Status Error with `message`, `error.type`, and an `exception` event: how
-/// every failure is recorded, from the macro, the builder or by hand.
-pub(crate) fn record_exception(span: &SpanRef<'_>, type_name: &'static str, message: &dyn Display) {
-    let message = message.to_string();
-    span.set_attribute(KeyValue::new("error.type", type_name));
-    span.add_event(
-        "exception",
-        vec![
-            KeyValue::new("exception.type", type_name),
-            KeyValue::new("exception.message", message.clone()),
-        ],
-    );
-    span.set_status(Status::error(message));
 }

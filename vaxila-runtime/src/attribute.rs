@@ -238,19 +238,34 @@ mod tests {
 
     #[test]
     fn integers_that_fit_are_ints_and_wider_ones_keep_their_digits() {
-        assert_eq!(u64::MAX.to_value(), Some(Value::String("18446744073709551615".into())));
+        assert_eq!(
+            u64::MAX.to_value(),
+            Some(Value::String("18446744073709551615".into()))
+        );
         assert_eq!(42u64.to_value(), Some(Value::I64(42)));
         assert_eq!((-3i128).to_value(), Some(Value::I64(-3)));
-        assert_eq!(u128::MAX.to_value(), Some(Value::String(u128::MAX.to_string().into())));
+        assert_eq!(
+            u128::MAX.to_value(),
+            Some(Value::String(u128::MAX.to_string().into()))
+        );
     }
 
     #[test]
     fn arrays_are_homogeneous() {
-        assert_eq!(vec![1, 2].to_value(), Some(Value::Array(Array::I64(vec![1, 2]))));
-        assert_eq!([true].to_value(), Some(Value::Array(Array::Bool(vec![true]))));
+        assert_eq!(
+            vec![1, 2].to_value(),
+            Some(Value::Array(Array::I64(vec![1, 2])))
+        );
+        assert_eq!(
+            [true].to_value(),
+            Some(Value::Array(Array::Bool(vec![true])))
+        );
         assert_eq!(
             vec![1u64, u64::MAX].to_value(),
-            Some(Value::Array(Array::String(vec!["1".into(), u64::MAX.to_string().into()])))
+            Some(Value::Array(Array::String(vec![
+                "1".into(),
+                u64::MAX.to_string().into()
+            ])))
         );
         assert_eq!(
             vec![Some("a"), None, Some("b")].to_value(),
@@ -261,6 +276,9 @@ mod tests {
     #[test]
     fn none_records_nothing() {
         assert_eq!(None::<i64>.to_value(), None);
-        assert_eq!(Some(&Arc::<str>::from("x")).to_value(), Some(Value::String("x".into())));
+        assert_eq!(
+            Some(&Arc::<str>::from("x")).to_value(),
+            Some(Value::String("x".into()))
+        );
     }
 }

@@ -170,13 +170,21 @@ impl From<SpanData> for CapturedSpan {
             trace_id: span.span_context.trace_id(),
             span_id: span.span_context.span_id(),
             parent_span_id: span.parent_span_id,
-            attributes: span.attributes.into_iter().map(|kv| (kv.key, kv.value)).collect(),
+            attributes: span
+                .attributes
+                .into_iter()
+                .map(|kv| (kv.key, kv.value))
+                .collect(),
             events: span
                 .events
                 .into_iter()
                 .map(|e| CapturedEvent {
                     name: e.name.into_owned(),
-                    attributes: e.attributes.into_iter().map(|kv| (kv.key, kv.value)).collect(),
+                    attributes: e
+                        .attributes
+                        .into_iter()
+                        .map(|kv| (kv.key, kv.value))
+                        .collect(),
                 })
                 .collect(),
             status: span.status,

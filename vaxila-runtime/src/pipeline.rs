@@ -14,11 +14,11 @@
 //! guard's flush and shutdown) ever touches the client: they only hand spans
 //! and messages to the batch thread over channels.
 
+use std::io::Write as _;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use opentelemetry::KeyValue;
-use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_http::{Bytes, HttpClient, HttpError, Request, Response};
 use opentelemetry_otlp::{Protocol, WithExportConfig as _, WithHttpConfig as _};
 use opentelemetry_sdk::Resource;
@@ -44,14 +44,17 @@ pub(crate) fn install(settings: Settings) -> Result<Guard, Error> {
     }
     let provider = build(&settings)?;
     if let Some(reason) = &settings.exporter_reason {
-        eprintln!("vaxila: printing spans to stderr (exporter kind \"auto\"): {reason}");
+        // Not `eprintln!`, which panics when stderr is closed.
+        let _ = writeln!(
+            std::io::stderr(),
+            "vaxila: printing spans to stderr (exporter kind \"auto\"): {reason}"
+        );
     }
     opentelemetry::global::set_text_map_propagator(
         opentelemetry_sdk::propagation::TraceContextPropagator::new(),
     );
     crate::global::set_tracer_provider(provider.clone());
-    // Touch the tracer once so that a misconfigured scope shows up here, not in user code.
-    let _ = provider.tracer("vaxila");
+    // The `tracing` bridge (`settings.tracing`) is installed here once it exists.
     Ok(Guard::new(provider, settings.timeout, claim))
 }
 

@@ -363,7 +363,8 @@ impl Config {
 
     /// Reads environment variables from `vars` instead of the process
     /// environment: only these exist. For tests, and for programs that want
-    /// no environment variable to change their telemetry.
+    /// no environment variable to change their telemetry. (`Config::load`
+    /// has already looked for `$VAXILA_CONFIG` in the process environment.)
     ///
     /// ```
     /// let settings = vaxila::Config::default()
@@ -415,20 +416,43 @@ impl Config {
 
     /// Sends to `endpoint`, the full traces URL (for a Collector,
     /// [`COLLECTOR_ENDPOINT`]). Checked by [`resolve`](Config::resolve).
+    ///
+    /// ```
+    /// let settings = vaxila::Config::default()
+    ///     .with_endpoint(vaxila::config::COLLECTOR_ENDPOINT)
+    ///     .resolve()?;
+    /// assert_eq!(settings.endpoint, "http://localhost:4318/v1/traces");
+    /// assert_eq!(settings.exporter, vaxila::Exporter::Otlp); // `auto`: an endpoint was set
+    /// # Ok::<(), vaxila::Error>(())
+    /// ```
     #[must_use]
     pub fn with_endpoint(mut self, endpoint: impl Into<String>) -> Self {
         self.code.endpoint = Some(endpoint.into());
         self
     }
 
-    /// Sends `token` as `X-Vaxila-Token`, whatever the environment says.
+    /// Sends `token` as `X-Vaxila-Token`, whatever the environment says
+    /// (read it from a secret manager, say).
+    ///
+    /// ```
+    /// let config = vaxila::Config::default().with_token("vx_live_123");
+    /// assert!(!format!("{config:?}").contains("vx_live_123"));
+    /// ```
     #[must_use]
     pub fn with_token(mut self, token: impl Into<Secret>) -> Self {
         self.code.token = Some(token.into());
         self
     }
 
-    /// Adds a request header. Checked by [`resolve`](Config::resolve).
+    /// Adds a request header, over `[exporter] headers` and
+    /// `OTEL_EXPORTER_OTLP_HEADERS`. Checked by [`resolve`](Config::resolve);
+    /// its value is kept secret like the token.
+    ///
+    /// ```
+    /// let settings = vaxila::Config::default().with_header("x-team", "payments").resolve()?;
+    /// assert_eq!(settings.headers[0].0, "x-team");
+    /// # Ok::<(), vaxila::Error>(())
+    /// ```
     #[must_use]
     pub fn with_header(mut self, name: impl Into<String>, value: impl Into<Secret>) -> Self {
         self.code.headers.push((name.into(), value.into()));

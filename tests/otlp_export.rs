@@ -280,3 +280,34 @@ fn spans_of_instrumented_code_go_to_the_same_pipeline() {
         Some("otlp_export::instrumented")
     );
 }
+
+#[test]
+fn https_endpoints_speak_tls_through_rustls() {
+    use std::io::Read as _;
+    let _serial = serial();
+    // A bare TCP listener: it only looks at the first bytes the exporter sends.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let first_bytes = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut bytes = [0u8; 3];
+        stream.read_exact(&mut bytes).unwrap();
+        bytes
+    });
+    let guard = vaxila::Config::default()
+        .with_env([("VAXILA_TOKEN", TOKEN)])
+        .with_endpoint(format!("https://127.0.0.1:{port}/v1/traces"))
+        .with_timeout(Duration::from_secs(2))
+        .init()
+        .unwrap();
+    record_order();
+    // The handshake cannot complete (nobody answers it), so the export fails.
+    assert!(guard.flush().is_err());
+    drop(guard);
+    let bytes = first_bytes.join().unwrap();
+    assert_eq!(
+        bytes,
+        [0x16, 0x03, 0x01],
+        "a TLS ClientHello record, not plain HTTP"
+    );
+}

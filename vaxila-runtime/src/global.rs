@@ -11,6 +11,29 @@ use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 /// pays one relaxed load and nothing else.
 static ENABLED: AtomicBool = AtomicBool::new(false);
 static TRACER: RwLock<Option<SdkTracer>> = RwLock::new(None);
+/// Set while the [`Guard`](crate::Guard) of an `init` call is alive.
+static INITIALIZED: AtomicBool = AtomicBool::new(false);
+
+/// The right to be the one initialised pipeline, held by its guard: `init`
+/// takes it (or fails with `AlreadyInitialized`), and dropping it lets a later
+/// `init` run, so a failed `init` never blocks the next one.
+#[derive(Debug)]
+pub(crate) struct InitClaim(());
+
+impl InitClaim {
+    pub(crate) fn take() -> Result<Self, crate::Error> {
+        INITIALIZED
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .map(|_| Self(()))
+            .map_err(|_| crate::Error::AlreadyInitialized)
+    }
+}
+
+impl Drop for InitClaim {
+    fn drop(&mut self) {
+        INITIALIZED.store(false, Ordering::Release);
+    }
+}
 
 /// The instrumentation scope of every span the macro and the span builder create.
 pub(crate) fn scope() -> InstrumentationScope {
@@ -48,7 +71,6 @@ pub fn set_tracer_provider(provider: SdkTracerProvider) {
 }
 
 /// Stops recording: instrumented code goes back to costing nothing.
-#[allow(dead_code, reason = "used by the guard once the pipeline lands")]
 pub(crate) fn clear_tracer_provider() {
     ENABLED.store(false, Ordering::Release);
     *TRACER.write().unwrap_or_else(|e| e.into_inner()) = None;

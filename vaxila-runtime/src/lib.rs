@@ -6,7 +6,12 @@
 //! [`vaxila`]: https://docs.rs/vaxila
 
 mod attribute;
+pub mod config;
+mod console;
+mod error;
 mod global;
+mod guard;
+mod pipeline;
 mod span;
 pub mod testing;
 
@@ -15,9 +20,44 @@ pub mod testing;
 pub mod __private;
 
 pub use attribute::AttributeValue;
+pub use config::{
+    BatchSettings, Compression, Config, Exporter, SamplerSettings, Secret, Settings,
+    TracingSettings,
+};
+pub use console::ConsoleExporter;
+pub use error::{Error, Origin};
 pub use global::set_tracer_provider;
+pub use guard::Guard;
 pub use opentelemetry::trace::SpanKind;
 pub use span::{ActiveSpan, SpanBuilder, current_span, span};
 
 pub use opentelemetry;
 pub use opentelemetry_sdk;
+
+/// Reads `Vaxila.toml` and the environment, builds the pipeline they
+/// describe, and installs it: the tracer provider that `#[instrument]` and
+/// the OpenTelemetry API record to, and the W3C trace-context propagator.
+///
+/// Shorthand for `Config::load()?.init()`; see [`Config`] for what is read
+/// and in which order. Keep the returned [`Guard`] until the program ends:
+/// dropping it exports what is left and stops the pipeline.
+///
+/// With no token and no endpoint configured (`kind = "auto"`), spans are
+/// printed to stderr, with one line saying why.
+///
+/// # Errors
+///
+/// A bad `Vaxila.toml` or environment variable (the error says where and
+/// what is accepted), a missing `$VAXILA_CONFIG` file, or
+/// [`Error::AlreadyInitialized`] while an earlier guard is alive.
+///
+/// ```no_run
+/// fn main() -> Result<(), vaxila::Error> {
+///     let _guard = vaxila::init()?;
+///     // ... the program ...
+///     Ok(())
+/// }
+/// ```
+pub fn init() -> Result<Guard, Error> {
+    Config::load()?.init()
+}

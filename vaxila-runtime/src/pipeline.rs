@@ -1,0 +1,279 @@
+//! From resolved [`Settings`] to an installed pipeline: resource, sampler,
+//! processors, the OTLP/HTTP transport, and the globals.
+//!
+//! # Where the HTTP client lives
+//!
+//! `reqwest`'s blocking client owns a Tokio runtime on a thread of its own;
+//! building, using or dropping it on a Tokio worker panics ("cannot drop a
+//! runtime in a context where blocking is not allowed", or "cannot start a
+//! runtime from within a runtime" in debug builds). So the [`Transport`]
+//! builds its client lazily, on the first export, which runs on the batch
+//! processor's own thread; every request is sent from that thread; and the
+//! exporter (with the client in it) is shut down and dropped by that thread
+//! too. Nothing the application's threads do (`init`, spans ending, the
+//! guard's flush and shutdown) ever touches the client: they only hand spans
+//! and messages to the batch thread over channels.
+
+use std::io::Write as _;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use opentelemetry::KeyValue;
+use opentelemetry_http::{Bytes, HttpClient, HttpError, Request, Response};
+use opentelemetry_otlp::{Protocol, WithExportConfig as _, WithHttpConfig as _};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::resource::{ResourceDetector as _, TelemetryResourceDetector};
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider, SimpleSpanProcessor,
+};
+
+use crate::config::{Compression, Exporter, Secret, Settings, TOKEN_HEADER};
+use crate::console::ConsoleExporter;
+use crate::error::Error;
+use crate::guard::Guard;
+use crate::testing::CaptureProcessor;
+
+/// Builds the pipeline `settings` describe and installs it: the tracer
+/// provider (for instrumented code and the OpenTelemetry global), and the W3C
+/// trace-context propagator.
+pub(crate) fn install(settings: Settings) -> Result<Guard, Error> {
+    let claim = crate::global::InitClaim::take()?;
+    if settings.disabled {
+        // OTEL_SDK_DISABLED: nothing installed, nothing sent.
+        return Ok(Guard::disabled(claim));
+    }
+    let provider = build(&settings)?;
+    if let Some(reason) = &settings.exporter_reason {
+        // Not `eprintln!`, which panics when stderr is closed.
+        let _ = writeln!(
+            std::io::stderr(),
+            "vaxila: printing spans to stderr (exporter kind \"auto\"): {reason}"
+        );
+    }
+    opentelemetry::global::set_text_map_propagator(
+        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+    );
+    crate::global::set_tracer_provider(provider.clone());
+    // The `tracing` bridge (`settings.tracing`) is installed here once it exists.
+    Ok(Guard::new(provider, settings.timeout, claim))
+}
+
+/// The tracer provider of `settings`, not installed anywhere.
+pub(crate) fn build(settings: &Settings) -> Result<SdkTracerProvider, Error> {
+    let builder = SdkTracerProvider::builder()
+        .with_resource(resource(settings))
+        .with_sampler(sampler(settings))
+        // Every pipeline feeds `vaxila::testing::capture`.
+        .with_span_processor(CaptureProcessor);
+    let builder = match settings.exporter {
+        Exporter::Otlp => {
+            let batch = BatchConfigBuilder::default()
+                .with_max_queue_size(settings.batch.max_queue_size)
+                .with_max_export_batch_size(settings.batch.max_export_batch_size)
+                .with_scheduled_delay(settings.batch.scheduled_delay)
+                .build();
+            builder.with_span_processor(
+                BatchSpanProcessor::builder(otlp_exporter(settings)?)
+                    .with_batch_config(batch)
+                    .build(),
+            )
+        }
+        // Synchronous: each line is printed as the span ends, from the thread
+        // that ends it, so a debugging session sees spans at once and in order.
+        Exporter::Console => {
+            builder.with_span_processor(SimpleSpanProcessor::new(ConsoleExporter::stderr()))
+        }
+        _ => builder,
+    };
+    Ok(builder.build())
+}
+
+/// service.*, deployment.environment*, host.name, process.pid, telemetry.sdk.*,
+/// then the extra attributes (which may override host.name, say, but not the
+/// service attributes resolved with their own precedence). Never
+/// `process.command_args`: secrets live there.
+pub(crate) fn resource(settings: &Settings) -> Resource {
+    let mut attributes = vec![
+        KeyValue::new(
+            "host.name",
+            gethostname::gethostname().to_string_lossy().into_owned(),
+        ),
+        KeyValue::new("process.pid", i64::from(std::process::id())),
+    ];
+    attributes.extend(
+        settings
+            .resource
+            .iter()
+            .map(|(key, value)| KeyValue::new(key.clone(), value.clone())),
+    );
+    attributes.push(KeyValue::new("service.name", settings.service_name.clone()));
+    if let Some(version) = &settings.service_version {
+        attributes.push(KeyValue::new("service.version", version.clone()));
+    }
+    if let Some(environment) = &settings.environment {
+        attributes.push(KeyValue::new(
+            "deployment.environment.name",
+            environment.clone(),
+        ));
+        // The older key, which some backends still read.
+        attributes.push(KeyValue::new("deployment.environment", environment.clone()));
+    }
+    // builder_empty: the default builder would read OTEL_* from the process
+    // environment behind the back of `Config::resolve`.
+    Resource::builder_empty()
+        .with_attributes(
+            TelemetryResourceDetector
+                .detect()
+                .iter()
+                .map(|(k, v)| KeyValue::new(k.clone(), v.clone())),
+        )
+        .with_attributes(attributes)
+        .build()
+}
+
+fn sampler(settings: &Settings) -> Sampler {
+    let ratio = settings.sampler.ratio;
+    let root = if ratio >= 1.0 {
+        Sampler::AlwaysOn
+    } else if ratio <= 0.0 {
+        Sampler::AlwaysOff
+    } else {
+        Sampler::TraceIdRatioBased(ratio)
+    };
+    if settings.sampler.parent_based {
+        Sampler::ParentBased(Box::new(root))
+    } else {
+        root
+    }
+}
+
+fn otlp_exporter(settings: &Settings) -> Result<opentelemetry_otlp::SpanExporter, Error> {
+    opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_http_client(Transport::new(settings)?)
+        .with_protocol(Protocol::HttpBinary)
+        .with_endpoint(settings.endpoint.clone())
+        .with_timeout(settings.timeout)
+        .build()
+        .map_err(Error::Exporter)
+}
+
+/// The HTTP client of the OTLP exporter: headers and compression exactly as
+/// resolved (the exporter would otherwise read `OTEL_EXPORTER_OTLP_HEADERS`
+/// and `OTEL_EXPORTER_OTLP_COMPRESSION` itself, behind `Config::resolve`'s
+/// back), and a blocking reqwest client that lives on the batch thread.
+struct Transport {
+    headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    compression: Compression,
+    timeout: Duration,
+    tls: rustls::ClientConfig,
+    client: OnceLock<Result<reqwest::blocking::Client, String>>,
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport")
+            .field(
+                "headers",
+                &self
+                    .headers
+                    .iter()
+                    .map(|(name, _)| name)
+                    .collect::<Vec<_>>(),
+            )
+            .field("compression", &self.compression)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Transport {
+    fn new(settings: &Settings) -> Result<Self, Error> {
+        // Built here, on the caller's thread, so that a TLS problem is an
+        // `init` error; it holds no runtime, so it may live anywhere.
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(Error::Tls)?;
+        let tls = rustls_platform_verifier::BuilderVerifierExt::with_platform_verifier(tls)
+            .map_err(Error::Tls)?
+            .with_no_client_auth();
+
+        let mut headers = vec![(http::header::ACCEPT, http::HeaderValue::from_static("*/*"))];
+        let user = settings
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value));
+        let token = settings.token.iter().map(|token| (TOKEN_HEADER, token));
+        for (name, value) in user.chain(token) {
+            let (Ok(name), Ok(mut value)) = (
+                http::HeaderName::from_bytes(name.as_bytes()),
+                http::HeaderValue::from_str(Secret::expose(value)),
+            ) else {
+                // `Config::resolve` has checked every header already.
+                continue;
+            };
+            value.set_sensitive(true);
+            headers.retain(|(existing, _)| *existing != name);
+            headers.push((name, value));
+        }
+        Ok(Self {
+            headers,
+            compression: settings.compression,
+            timeout: settings.timeout,
+            tls,
+            client: OnceLock::new(),
+        })
+    }
+
+    fn client(&self) -> Result<&reqwest::blocking::Client, HttpError> {
+        self.client
+            .get_or_init(|| {
+                reqwest::blocking::Client::builder()
+                    .timeout(self.timeout)
+                    .tls_backend_preconfigured(self.tls.clone())
+                    .user_agent(concat!("vaxila-rust/", env!("CARGO_PKG_VERSION")))
+                    .build()
+                    .map_err(|e| format!("cannot build the HTTP client: {e}"))
+            })
+            .as_ref()
+            .map_err(|e| HttpError::from(e.clone()))
+    }
+}
+
+#[async_trait::async_trait]
+impl HttpClient for Transport {
+    async fn send_bytes(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
+        let (mut parts, body) = request.into_parts();
+        // Keep what the exporter says about the body, replace everything else.
+        let content_type = parts.headers.remove(http::header::CONTENT_TYPE);
+        parts.headers.clear();
+        if let Some(content_type) = content_type {
+            parts
+                .headers
+                .insert(http::header::CONTENT_TYPE, content_type);
+        }
+        for (name, value) in &self.headers {
+            parts.headers.insert(name.clone(), value.clone());
+        }
+        let body = match self.compression {
+            Compression::Gzip => {
+                use std::io::Write as _;
+                let mut encoder = flate2::write::GzEncoder::new(
+                    Vec::with_capacity(body.len() / 4),
+                    flate2::Compression::fast(),
+                );
+                encoder.write_all(&body)?;
+                parts.headers.insert(
+                    http::header::CONTENT_ENCODING,
+                    http::HeaderValue::from_static("gzip"),
+                );
+                Bytes::from(encoder.finish()?)
+            }
+            Compression::None => body,
+        };
+        self.client()?
+            .send_bytes(Request::from_parts(parts, body))
+            .await
+    }
+}

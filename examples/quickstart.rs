@@ -11,9 +11,6 @@
 //! Settings come from `Vaxila.toml` (see `examples/Vaxila.toml` for every
 //! key) and the environment; with neither, the defaults do.
 
-use vaxila::opentelemetry::KeyValue;
-use vaxila::opentelemetry::trace::{TraceContextExt as _, Tracer as _};
-
 /// A span named `awesome_action` with attribute `id`, marked failed on `Err`.
 #[vaxila::instrument(args(id))]
 fn awesome_action(id: i64) -> Result<u64, String> {
@@ -35,29 +32,28 @@ fn load_items(id: i64) -> Vec<u64> {
     }
 }
 
+/// A span per order, with what was learned while handling it.
+#[vaxila::instrument(args(id))]
+fn process_order(id: i64) {
+    match awesome_action(id) {
+        Ok(total) => vaxila::current_span().set_attribute("order.total", total),
+        Err(_) => vaxila::current_span().add_event("order.rejected", [("order.id", id)]),
+    }
+}
+
 fn main() -> Result<(), vaxila::Error> {
     let _guard = vaxila::init()?;
 
-    // Custom instrumentation with the OpenTelemetry API, the Rust form of the
-    // Python guide's `with tracer.start_as_current_span("handle_request") as span:`.
-    let tracer = vaxila::opentelemetry::global::tracer("quickstart");
-    tracer.in_span("handle_request", |cx| {
-        cx.span()
-            .set_attribute(KeyValue::new("http.route", "/orders/{id}"));
-        for id in [42, 7] {
-            tracer.in_span("process_order", |cx| {
-                cx.span().set_attribute(KeyValue::new("order.id", id));
-                match awesome_action(id) {
-                    Ok(total) => cx
-                        .span()
-                        .set_attribute(KeyValue::new("order.total", total as i64)),
-                    Err(message) => cx
-                        .span()
-                        .set_status(vaxila::opentelemetry::trace::Status::error(message)),
-                }
-            });
-        }
-    });
+    // Custom instrumentation around a block: the Rust form of the Python
+    // guide's `with tracer.start_as_current_span("handle_request") as span:`.
+    vaxila::span("handle_request")
+        .kind(vaxila::SpanKind::Server)
+        .attr("http.route", "/orders/{id}")
+        .in_scope(|_| {
+            for id in [42, 7] {
+                process_order(id);
+            }
+        });
     Ok(())
     // `_guard` drops here: every span above is exported before the program exits.
 }

@@ -367,3 +367,69 @@ fn a_panic_inside_capture_leaves_later_captures_working() {
     let spans = capture(|| vaxila::span("after").in_scope(|_| ()));
     assert_eq!(spans.tree(), "after\n");
 }
+
+#[vaxila::instrument(args(id))]
+fn parse_with_macro(id: i64, input: &str) -> Result<u8, std::num::ParseIntError> {
+    vaxila::current_span().add_event("step", [("n", 1)]);
+    input.parse()
+}
+
+fn parse_with_builder(id: i64, input: &str) -> Result<u8, std::num::ParseIntError> {
+    vaxila::span("parse_with_macro")
+        .attr("id", id)
+        .try_in_scope(|span| {
+            span.add_event("step", [("n", 1)]);
+            input.parse()
+        })
+}
+
+/// Name, kind, attributes other than `code.*`, status and events, in a
+/// comparable order.
+fn essence(span: &vaxila::testing::CapturedSpan) -> impl PartialEq + std::fmt::Debug {
+    let mut attributes: Vec<_> = span
+        .attributes
+        .iter()
+        .filter(|(k, _)| !k.as_str().starts_with("code."))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    attributes.sort();
+    let events: Vec<_> = span
+        .events
+        .iter()
+        .map(|e| (e.name.clone(), format!("{:?}", e.attributes)))
+        .collect();
+    (
+        span.name.clone(),
+        span.kind.clone(),
+        attributes,
+        format!("{:?}", span.status),
+        events,
+    )
+}
+
+#[test]
+fn the_builder_and_the_macro_record_the_same_span_for_the_same_work() {
+    for input in ["7", "x"] {
+        let mut results = (None, None);
+        let by_macro = capture(|| results.0 = Some(parse_with_macro(3, input)));
+        let by_builder = capture(|| results.1 = Some(parse_with_builder(3, input)));
+        assert_eq!(results.0, results.1);
+        assert_eq!(by_macro.len(), 1);
+        assert_eq!(by_builder.len(), 1);
+        assert_eq!(
+            essence(&by_macro[0]),
+            essence(&by_builder[0]),
+            "input {input:?}"
+        );
+    }
+}
+
+#[test]
+fn current_span_adds_to_an_instrumented_function() {
+    let spans = capture(|| parse_with_macro(1, "9"));
+    let span = spans.named("parse_with_macro");
+    assert_eq!(
+        span.event("step").and_then(|e| e.attr("n")),
+        Some(&Value::I64(1))
+    );
+}

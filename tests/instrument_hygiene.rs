@@ -88,3 +88,48 @@ fn crate_points_the_expansion_at_a_reexport() {
     let spans = capture(|| assert_eq!(through_a_reexport(), 5));
     assert_eq!(spans[0].attr("return"), Some(&Value::I64(5)));
 }
+
+/// Traits in the user's scope whose methods take `self` and share a name
+/// with the span's own: `tracing::Instrument`, imported by most async code
+/// that uses `tracing`, and one with `in_scope`.
+mod traits_in_scope {
+    #[allow(
+        unused_imports,
+        reason = "in scope is the point: the expansion must not pick it"
+    )]
+    use vaxila::tracing::Instrument as _;
+
+    pub trait InScope: Sized {
+        fn in_scope<R>(self, f: impl FnOnce() -> R) -> R {
+            f()
+        }
+    }
+    impl<T> InScope for T {}
+
+    #[vaxila::instrument(ret)]
+    pub async fn load(id: u64) -> u64 {
+        id
+    }
+
+    #[vaxila::instrument]
+    pub async fn nothing() {}
+
+    #[vaxila::instrument(ret)]
+    pub fn sync(id: u64) -> u64 {
+        id
+    }
+}
+
+#[test]
+fn traits_in_scope_with_the_span_methods_names_change_nothing() {
+    let spans = capture(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        assert_eq!(runtime.block_on(traits_in_scope::load(3)), 3);
+        runtime.block_on(traits_in_scope::nothing());
+        assert_eq!(traits_in_scope::sync(4), 4);
+    });
+    assert_eq!(spans.tree(), "load\nnothing\nsync\n");
+    assert_eq!(spans.named("load").attr("return"), Some(&Value::I64(3)));
+}

@@ -105,9 +105,14 @@ impl<'a> Expander<'a> {
     /// returned. The typed `let` tells the closure its return type up front,
     /// which `?` needs.
     fn sync_fn(&self, body: &TokenStream) -> TokenStream {
-        let Self { span, ret, .. } = self;
+        let Self {
+            span, ret, private, ..
+        } = self;
         let start = self.start();
-        let run = quote!(#span.in_scope(move || { #body }));
+        // Path calls, not method calls: a trait in the user's scope with a
+        // method of the same name taking `self` (`tracing::Instrument`) would
+        // win method resolution over the inherent `&mut self` one.
+        let run = quote!(#private::Span::in_scope(&mut #span, move || { #body }));
         match &self.func.sig.output {
             ReturnType::Type(_, ty) if matches!(**ty, Type::Never(_)) => quote! {
                 #start
@@ -188,16 +193,18 @@ impl<'a> Expander<'a> {
 
     /// Awaits `future` inside the span, then records its outcome.
     fn run_future(&self, output: Option<&Type>, future: &TokenStream) -> TokenStream {
-        let Self { span, ret, .. } = self;
+        let Self {
+            span, ret, private, ..
+        } = self;
         let Some(output) = output.filter(|ty| !is_unit(ty)) else {
-            return quote!(#span.instrument(#future).await;);
+            return quote!(#private::Span::instrument(&mut #span, #future).await;);
         };
         // Naming the output type lets `?` and `return` in an `async` block
         // know what they convert to.
         let turbofish = annotation(output).map(|ty| quote!(::<#ty, _>));
         let outcome = self.outcome();
         quote! {
-            let #ret = #span.instrument #turbofish(#future).await;
+            let #ret = #private::Span::instrument #turbofish(&mut #span, #future).await;
             #outcome
             #ret
         }

@@ -18,6 +18,7 @@
 //! [`Exporter::Console`](crate::Exporter::Console), so lines appear as the
 //! root ends) and under a batch processor (lines appear per batch).
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::io::{IsTerminal as _, Write};
@@ -329,10 +330,23 @@ impl State {
         }
         match &span.status {
             Status::Error { description } => {
+                // An `ERROR` event of the `tracing` bridge fails its span
+                // without a description; its exception says what happened.
+                let description = if description.is_empty() {
+                    span.events
+                        .iter()
+                        .filter(|e| e.name == "exception")
+                        .flat_map(|e| &e.attributes)
+                        .find(|kv| kv.key.as_str() == "exception.message")
+                        .map(|kv| kv.value.as_str())
+                        .unwrap_or_default()
+                } else {
+                    Cow::Borrowed(description.as_ref())
+                };
                 let _ = write!(
                     text,
                     " {}",
-                    paint("1;31", &format!("ERROR {}", escape(description)))
+                    paint("1;31", format!("ERROR {}", escape(&description)).trim_end())
                 );
             }
             Status::Ok => {

@@ -70,6 +70,20 @@ pub fn set_tracer_provider(provider: SdkTracerProvider) {
     ENABLED.store(true, Ordering::Release);
 }
 
+/// Installs `provider` as [`set_tracer_provider`] does, unless one is
+/// installed; in one step, so that it never replaces a pipeline installed
+/// meanwhile. Whether it installed it.
+pub(crate) fn set_tracer_provider_if_none(provider: &SdkTracerProvider) -> bool {
+    let mut tracer = TRACER.write().unwrap_or_else(|e| e.into_inner());
+    if tracer.is_some() {
+        return false;
+    }
+    *tracer = Some(provider.tracer_with_scope(scope()));
+    opentelemetry::global::set_tracer_provider(provider.clone());
+    ENABLED.store(true, Ordering::Release);
+    true
+}
+
 /// Stops recording: instrumented code goes back to costing nothing.
 pub(crate) fn clear_tracer_provider() {
     ENABLED.store(false, Ordering::Release);

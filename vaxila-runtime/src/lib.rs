@@ -6,6 +6,7 @@
 //! [`vaxila`]: https://docs.rs/vaxila
 
 mod attribute;
+mod bridge;
 pub mod config;
 mod console;
 mod error;
@@ -20,6 +21,7 @@ pub mod testing;
 pub mod __private;
 
 pub use attribute::AttributeValue;
+pub use bridge::{TracingLayer, tracing_layer};
 pub use config::{
     BatchSettings, Compression, Config, Exporter, SamplerSettings, Secret, Settings,
     TracingSettings,
@@ -33,6 +35,7 @@ pub use span::{ActiveSpan, SpanBuilder, current_span, span};
 
 pub use opentelemetry;
 pub use opentelemetry_sdk;
+pub use tracing;
 
 /// Reads `Vaxila.toml` and the environment, builds the pipeline they
 /// describe, and installs it: the tracer provider that `#[instrument]` and

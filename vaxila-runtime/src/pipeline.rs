@@ -54,7 +54,7 @@ pub(crate) fn install(settings: Settings) -> Result<Guard, Error> {
         opentelemetry_sdk::propagation::TraceContextPropagator::new(),
     );
     crate::global::set_tracer_provider(provider.clone());
-    // The `tracing` bridge (`settings.tracing`) is installed here once it exists.
+    crate::bridge::install(&settings.tracing);
     Ok(Guard::new(provider, settings.timeout, claim))
 }
 

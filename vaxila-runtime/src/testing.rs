@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::{Context as TaskContext, Poll};
 use std::thread::ThreadId;
@@ -11,7 +11,9 @@ use std::time::{Duration, SystemTime};
 use opentelemetry::trace::{SpanId, SpanKind, Status, TraceId};
 use opentelemetry::{Context, Key, Value};
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanProcessor};
+use opentelemetry_sdk::trace::{SdkTracerProvider, SimpleSpanProcessor, SpanData, SpanProcessor};
+
+use crate::console::ConsoleExporter;
 
 /// How many captures are registered right now: when none is, the processor
 /// returns after one atomic load.
@@ -57,18 +59,95 @@ impl SpanProcessor for CaptureProcessor {
     }
 }
 
-/// Installs a provider that only feeds [`capture`], unless one is installed.
+/// Whether [`init_console`] was called: the kit's provider then prints too.
+static CONSOLE: AtomicBool = AtomicBool::new(false);
+
+/// Installs the kit's provider unless a pipeline is installed: it feeds
+/// [`capture`], and prints once [`init_console`] is called. Checked at every
+/// capture, so that capture keeps working after an `init` guard is dropped.
 fn ensure_provider() {
-    static INSTALLED: OnceLock<()> = OnceLock::new();
-    INSTALLED.get_or_init(|| {
-        if crate::global::tracer().is_none() {
-            crate::set_tracer_provider(
-                SdkTracerProvider::builder()
-                    .with_span_processor(CaptureProcessor)
-                    .build(),
-            );
-        }
+    static KIT: OnceLock<SdkTracerProvider> = OnceLock::new();
+    if crate::global::tracer().is_some() {
+        return;
+    }
+    let provider = KIT.get_or_init(|| {
+        SdkTracerProvider::builder()
+            .with_span_processor(CaptureProcessor)
+            .with_span_processor(ConsoleOnceAsked(SimpleSpanProcessor::new(
+                ConsoleExporter::new(TestOutput),
+            )))
+            .build()
     });
+    crate::global::set_tracer_provider_if_none(provider);
+}
+
+/// Prints spans only once [`init_console`] has been called.
+#[derive(Debug)]
+struct ConsoleOnceAsked(SimpleSpanProcessor<ConsoleExporter>);
+
+impl SpanProcessor for ConsoleOnceAsked {
+    fn on_start(&self, _: &mut opentelemetry_sdk::trace::Span, _: &Context) {}
+
+    fn on_end(&self, span: SpanData) {
+        if CONSOLE.load(Ordering::Relaxed) {
+            self.0.on_end(span);
+        }
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.0.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.0.shutdown_with_timeout(timeout)
+    }
+}
+
+/// Output through `eprint!`, which the test harness captures for the test
+/// whose thread prints (writes to the stderr handle it does not capture).
+struct TestOutput;
+
+impl std::io::Write for TestOutput {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(bytes);
+        // `eprint!` panics when stderr is closed; no span line is worth a panic.
+        let _ = std::panic::catch_unwind(|| eprint!("{text}"));
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Prints the spans of each test with that test's output: one line per
+/// span, indented under its parent, as [`Exporter::Console`](crate::Exporter::Console)
+/// does, but printed with `eprint!` as each trace's root span ends, on the
+/// thread that ends it. `cargo test` captures that output per test, and
+/// shows it under `---- test_name stdout ----` when the test fails (or at
+/// once with `--nocapture`).
+///
+/// Call it at the start of every test that should print; it does its work
+/// once per process. It installs a `tracing` subscriber with
+/// [`tracing_layer`](crate::tracing_layer) too, unless the process has a
+/// global one already, so `tracing` spans are printed with the rest.
+/// [`capture`] keeps working beside it. While a pipeline of
+/// [`init`](crate::init) is running, that pipeline's exporter is the one
+/// used; the console takes over when its guard is dropped.
+///
+/// ```
+/// #[vaxila::instrument(args(id))]
+/// fn awesome_action(id: i64) {}
+///
+/// // In a #[test]:
+/// vaxila::testing::init_console();
+/// awesome_action(42); // prints `awesome_action 12µs span=… id=42 at src/…`
+/// ```
+pub fn init_console() {
+    CONSOLE.store(true, Ordering::Relaxed);
+    ensure_provider();
+    crate::bridge::ensure_filter();
+    crate::bridge::install_global_subscriber();
 }
 
 /// Runs `f` and returns the spans that finished on this thread while it ran,
@@ -90,7 +169,9 @@ fn ensure_provider() {
 pub fn capture<R>(f: impl FnOnce() -> R) -> Spans {
     let sink = Sink::default();
     let registration = Registration::new(&sink);
+    let subscriber = crate::bridge::fallback_subscriber();
     let _ = f();
+    drop(subscriber);
     drop(registration);
     take(&sink)
 }
@@ -145,7 +226,9 @@ impl<F: Future> Future for CaptureFuture<F> {
             .get_or_insert_with(|| Registration::new(this.sink));
         let visiting =
             (home.thread != std::thread::current().id()).then(|| Registration::new(this.sink));
+        let subscriber = crate::bridge::fallback_subscriber();
         let poll = this.future.poll(cx);
+        drop(subscriber);
         drop(visiting);
         match poll {
             Poll::Ready(_) => {
@@ -168,6 +251,7 @@ struct Registration {
 impl Registration {
     fn new(sink: &Sink) -> Self {
         ensure_provider();
+        crate::bridge::ensure_filter();
         let thread = std::thread::current().id();
         lock(&SINKS).push((thread, Arc::clone(sink)));
         CAPTURING.fetch_add(1, Ordering::Relaxed);

@@ -62,7 +62,7 @@ pub(crate) struct FileConfig {
     pub(crate) ratio: Option<At<f64>>,
     pub(crate) resource: Vec<(String, Value)>,
     pub(crate) bridge: Option<bool>,
-    pub(crate) filter: Option<String>,
+    pub(crate) filter: Option<At<String>>,
 }
 
 /// `$VAXILA_CONFIG`, else `Vaxila.toml` in `cwd` or the nearest parent that
@@ -421,7 +421,9 @@ impl Doc<'_> {
         for (key, value) in in_file_order(entries) {
             match key.get_ref().as_ref() {
                 "bridge" => config.bridge = Some(self.boolean(value, "tracing.bridge")?),
-                "filter" => config.filter = Some(self.string(value, "tracing.filter")?),
+                "filter" => {
+                    config.filter = Some(self.at(value, self.string(value, "tracing.filter")?));
+                }
                 _ => return Err(self.unknown(key, "tracing", TRACING_KEYS)),
             }
         }

@@ -99,6 +99,12 @@ pub const OTEL_BSP_EXPORT_TIMEOUT: &str = "OTEL_BSP_EXPORT_TIMEOUT";
 pub const OTEL_BSP_MAX_QUEUE_SIZE: &str = "OTEL_BSP_MAX_QUEUE_SIZE";
 /// Spans in one export request at most.
 pub const OTEL_BSP_MAX_EXPORT_BATCH_SIZE: &str = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE";
+/// Which `tracing` spans and events the bridge exports (`EnvFilter` syntax),
+/// over `RUST_LOG` and `[tracing] filter`.
+pub const VAXILA_LOG: &str = "VAXILA_LOG";
+/// Which `tracing` spans and events the bridge exports when `VAXILA_LOG` is
+/// unset, over `[tracing] filter`.
+pub const RUST_LOG: &str = "RUST_LOG";
 
 /// Where traces go by default: Vaxila.
 pub const DEFAULT_ENDPOINT: &str = "https://telemetry.vaxila-labs.com/v1/traces";
@@ -716,8 +722,7 @@ impl Config {
 
         let tracing = TracingSettings {
             bridge: first!(code.bridge, file.bridge).unwrap_or(true),
-            filter: first!(code.filter.clone(), file.filter.clone())
-                .unwrap_or_else(|| DEFAULT_TRACING_FILTER.to_owned()),
+            filter: tracing_filter(code.filter.as_deref(), env, file.filter.as_ref())?,
         };
 
         let requested = first!(
@@ -762,6 +767,49 @@ impl Config {
             config_file: file.path.clone(),
         })
     }
+}
+
+/// The `tracing` filter: `with_tracing_filter`, else `VAXILA_LOG`, else
+/// `RUST_LOG`, else `[tracing] filter`, else `info`; checked, so that a typo
+/// is an error that names where it was written.
+fn tracing_filter(
+    code: Option<&str>,
+    env: &Env,
+    file: Option<&file::At<String>>,
+) -> Result<String, Error> {
+    let (origin, key, filter) = if let Some(filter) = code {
+        (
+            Origin::Code("with_tracing_filter"),
+            "tracing.filter",
+            filter.to_owned(),
+        )
+    } else if let Some(filter) = env.get(VAXILA_LOG)? {
+        (Origin::Env(VAXILA_LOG.to_owned()), VAXILA_LOG, filter)
+    } else if let Some(filter) = env.get(RUST_LOG)? {
+        (Origin::Env(RUST_LOG.to_owned()), RUST_LOG, filter)
+    } else if let Some(at) = file {
+        (at.origin.clone(), "tracing.filter", at.value.clone())
+    } else {
+        return Ok(DEFAULT_TRACING_FILTER.to_owned());
+    };
+    let filter = filter.trim().to_owned();
+    match crate::bridge::check_filter(&filter) {
+        Ok(()) => Ok(filter),
+        Err(problem) => Err(Error::InvalidValue {
+            origin,
+            key: key.to_owned(),
+            problem: format!(
+                "is not a valid filter ({problem}); write directives such as `info` or `info,my_crate=debug,hyper=warn`"
+            ),
+        }),
+    }
+}
+
+/// The `tracing` filter the process environment asks for (`VAXILA_LOG`, then
+/// `RUST_LOG`), or the default: what the testing kit applies when no
+/// `init` has resolved one. A bad variable is reported by `init`, not here.
+pub(crate) fn tracing_filter_from_process_env() -> String {
+    tracing_filter(None, &Env::Process, None).unwrap_or_else(|_| DEFAULT_TRACING_FILTER.to_owned())
 }
 
 /// Replaces the entry with the same key (ignoring ASCII case for headers), or appends.

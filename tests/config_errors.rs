@@ -281,3 +281,35 @@ fn a_complete_example_file_is_accepted() {
         "payments"
     );
 }
+
+#[test]
+fn a_bad_tracing_filter_names_where_it_was_written() {
+    let resolve = |config: Config| config.resolve().unwrap_err().to_string();
+    let file = Config::from_toml_str("[tracing]\nfilter = \"info,hyper=loud\"\n")
+        .unwrap()
+        .with_env([("A", "b")]);
+    assert_eq!(
+        resolve(file),
+        "Vaxila.toml:2:10: `tracing.filter` is not a valid filter: in `hyper=loud`, error parsing level filter: expected one of \"off\", \"error\", \"warn\", \"info\", \"debug\", \"trace\", or a number 0-5; write directives such as `info` or `info,my_crate=debug,hyper=warn`"
+    );
+    for var in ["VAXILA_LOG", "RUST_LOG"] {
+        assert_eq!(
+            env_error(&[(var, "[{")]),
+            format!(
+                "environment variable {var}: `{var}` is not a valid filter: in `[{{`, invalid filter directive; write directives such as `info` or `info,my_crate=debug,hyper=warn`"
+            )
+        );
+    }
+    let code = Config::default()
+        .with_env([("A", "b")])
+        .with_tracing_filter("=");
+    assert!(
+        resolve(code)
+            .starts_with("Config::with_tracing_filter: `tracing.filter` is not a valid filter"),
+    );
+    // A bad RUST_LOG under a good VAXILA_LOG is never read.
+    Config::default()
+        .with_env([("VAXILA_LOG", "warn"), ("RUST_LOG", "[{")])
+        .resolve()
+        .unwrap();
+}

@@ -132,8 +132,15 @@ where
     }
 }
 
-/// Checks `[tracing] filter` syntax; the problem, if any, in words.
+/// Checks `[tracing] filter` syntax; the problem, if any, in words that
+/// quote the directive at fault.
 pub(crate) fn check_filter(filter: &str) -> Result<(), String> {
+    // `EnvFilter` splits directives at commas too, and does not say which failed.
+    for directive in filter.split(',').filter(|d| !d.is_empty()) {
+        if let Err(problem) = parse_filter(directive) {
+            return Err(format!("in `{directive}`, {problem}"));
+        }
+    }
     parse_filter(filter).map(drop)
 }
 
@@ -171,13 +178,13 @@ pub(crate) fn install_global_subscriber() -> bool {
         || tracing::dispatcher::get_default(|d| d.is::<BridgeFilter>())
 }
 
-/// Sets the default filter (`VAXILA_LOG`, `RUST_LOG`, or `info`) unless one is set.
-pub(crate) fn ensure_filter() {
+/// Sets the filter `default` gives unless one is set: for a provider
+/// installed without `init`, by hand or by the testing kit.
+pub(crate) fn ensure_filter(default: fn() -> String) {
     if read_filter().is_some() {
         return;
     }
-    let filter = parse_filter(&crate::config::tracing_filter_from_process_env())
-        .or_else(|_| parse_filter(crate::config::DEFAULT_TRACING_FILTER));
+    let filter = parse_filter(&default());
     let mut slot = FILTER.write().unwrap_or_else(PoisonError::into_inner);
     if slot.is_none()
         && let Ok(filter) = filter

@@ -310,6 +310,10 @@ impl State {
                 "code.file.path" | "code.filepath" => file = Some(kv.value.to_string()),
                 "code.line.number" | "code.lineno" => line = Some(kv.value.to_string()),
                 "code.function.name" | "code.function" | "code.namespace" => {}
+                // What the `tracing` bridge adds about where and how a span
+                // ran, exported but not worth a place on a one-line summary.
+                "code.module.name" | "target" | "thread.id" | "thread.name" | "busy_ns"
+                | "idle_ns" => {}
                 key => {
                     let _ = write!(
                         text,

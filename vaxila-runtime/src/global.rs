@@ -50,6 +50,10 @@ pub(crate) fn scope() -> InstrumentationScope {
 /// build your own `SdkTracerProvider` (with an exporter this crate does not
 /// offer, say). Shutting the provider down stays your job.
 ///
+/// A [`tracing_layer`](crate::tracing_layer) in your `tracing` subscriber
+/// records to it too, filtered by `VAXILA_LOG`, else `RUST_LOG`, else `info`
+/// (unless an `init` earlier in the process has set the filter).
+///
 /// ```
 /// use vaxila::opentelemetry_sdk::trace::SdkTracerProvider;
 ///
@@ -68,6 +72,8 @@ pub fn set_tracer_provider(provider: SdkTracerProvider) {
     *TRACER.write().unwrap_or_else(|e| e.into_inner()) = Some(tracer);
     opentelemetry::global::set_tracer_provider(provider);
     ENABLED.store(true, Ordering::Release);
+    // `init` sets the configured filter after this.
+    crate::bridge::ensure_filter(crate::config::process_tracing_filter);
 }
 
 /// Installs `provider` as [`set_tracer_provider`] does, unless one is

@@ -146,7 +146,7 @@ impl std::io::Write for TestOutput {
 pub fn init_console() {
     CONSOLE.store(true, Ordering::Relaxed);
     ensure_provider();
-    crate::bridge::ensure_filter();
+    crate::bridge::ensure_filter(crate::config::testing_tracing_filter);
     crate::bridge::install_global_subscriber();
 }
 
@@ -251,7 +251,7 @@ struct Registration {
 impl Registration {
     fn new(sink: &Sink) -> Self {
         ensure_provider();
-        crate::bridge::ensure_filter();
+        crate::bridge::ensure_filter(crate::config::testing_tracing_filter);
         let thread = std::thread::current().id();
         lock(&SINKS).push((thread, Arc::clone(sink)));
         CAPTURING.fetch_add(1, Ordering::Relaxed);

@@ -28,6 +28,9 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use prost::Message as _;
 
+mod child;
+pub use child::{CHILD_VAR, ChildOutput, is_child, run_child};
+
 pub use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };

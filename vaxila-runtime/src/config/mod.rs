@@ -799,17 +799,30 @@ fn tracing_filter(
             origin,
             key: key.to_owned(),
             problem: format!(
-                "is not a valid filter ({problem}); write directives such as `info` or `info,my_crate=debug,hyper=warn`"
+                "is not a valid filter: {problem}; write directives such as `info` or `info,my_crate=debug,hyper=warn`"
             ),
         }),
     }
 }
 
-/// The `tracing` filter the process environment asks for (`VAXILA_LOG`, then
-/// `RUST_LOG`), or the default: what the testing kit applies when no
-/// `init` has resolved one. A bad variable is reported by `init`, not here.
-pub(crate) fn tracing_filter_from_process_env() -> String {
+/// The `tracing` filter of a provider installed without `init`
+/// ([`set_tracer_provider`](crate::set_tracer_provider)): `VAXILA_LOG`, else
+/// `RUST_LOG`, else `info`, a bad variable counting as unset.
+pub(crate) fn process_tracing_filter() -> String {
     tracing_filter(None, &Env::Process, None).unwrap_or_else(|_| DEFAULT_TRACING_FILTER.to_owned())
+}
+
+/// The `tracing` filter of the testing kit when no `init` has resolved one:
+/// `VAXILA_LOG` if it is set and valid, else `info`. Not `RUST_LOG`, which
+/// is often set for a test run's logs and should not change what a test
+/// captures.
+pub(crate) fn testing_tracing_filter() -> String {
+    match Env::Process.get(VAXILA_LOG) {
+        Ok(Some(filter)) if crate::bridge::check_filter(filter.trim()).is_ok() => {
+            filter.trim().to_owned()
+        }
+        _ => DEFAULT_TRACING_FILTER.to_owned(),
+    }
 }
 
 /// Replaces the entry with the same key (ignoring ASCII case for headers), or appends.

@@ -330,12 +330,17 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, _: LayerContext<'_, S>) {
-        if RECORDING_EVENT.get() {
+        struct Recording;
+        impl Drop for Recording {
+            fn drop(&mut self) {
+                RECORDING_EVENT.set(false);
+            }
+        }
+        if RECORDING_EVENT.replace(true) {
             return;
         }
-        RECORDING_EVENT.set(true);
+        let _recording = Recording;
         self.record_event(event);
-        RECORDING_EVENT.set(false);
     }
 
     fn on_enter(&self, id: &span::Id, ctx: LayerContext<'_, S>) {

@@ -523,6 +523,28 @@ mod tests {
     }
 
     #[test]
+    fn an_error_without_a_description_shows_its_exception_message() {
+        let buffer = Buffer::default();
+        let provider = SdkTracerProvider::builder()
+            .with_span_processor(SimpleSpanProcessor::new(ConsoleExporter::new(
+                buffer.clone(),
+            )))
+            .build();
+        let tracer = provider.tracer("t");
+        tracer.in_span("logged", |cx| {
+            cx.span().add_event(
+                "exception",
+                vec![KeyValue::new("exception.message", "db down")],
+            );
+            cx.span().set_status(Status::error(""));
+        });
+        tracer.in_span("bare", |cx| cx.span().set_status(Status::error("")));
+        let lines = buffer.lines();
+        assert!(lines[0].ends_with(" ERROR db down"), "{}", lines[0]);
+        assert!(lines[1].ends_with(" ERROR"), "{}", lines[1]);
+    }
+
+    #[test]
     fn colour_only_when_asked() {
         let buffer = Buffer::default();
         let provider = SdkTracerProvider::builder()

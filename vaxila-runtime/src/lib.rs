@@ -39,7 +39,12 @@ pub use tracing;
 
 /// Reads `Vaxila.toml` and the environment, builds the pipeline they
 /// describe, and installs it: the tracer provider that `#[instrument]` and
-/// the OpenTelemetry API record to, and the W3C trace-context propagator.
+/// the OpenTelemetry API record to, the W3C trace-context propagator, and
+/// (unless `[tracing] bridge = false`) a global `tracing` subscriber with
+/// [`tracing_layer`], so that `tracing` spans join the same traces, filtered
+/// by `[tracing] filter` (overridden by `VAXILA_LOG`, then `RUST_LOG`). If
+/// the program has set a global subscriber already, `init` says on stderr
+/// to add [`tracing_layer`] to it, and goes on.
 ///
 /// Shorthand for `Config::load()?.init()`; see [`Config`] for what is read
 /// and in which order. Keep the returned [`Guard`] until the program ends:

@@ -1,4 +1,23 @@
-//! Assertions on the spans your code produces: [`capture`], [`capture_future`], [`Spans::tree`].
+//! Assertions on the spans your code produces: [`capture`], [`capture_future`], [`Spans::tree`], and [`init_console`] to see them.
+//!
+//! ```
+//! use vaxila::testing::capture;
+//!
+//! #[vaxila::instrument(kind = server)]
+//! fn handle() {
+//!     vaxila::tracing::info_span!("db_query").in_scope(|| load(7));
+//! }
+//! #[vaxila::instrument(args(id))]
+//! fn load(id: i64) {}
+//!
+//! let spans = capture(handle);
+//! assert_eq!(spans.tree(), "\
+//! handle [server]
+//!   db_query
+//!     load
+//! ");
+//! assert_eq!(spans.named("load").attr("id"), Some(&7i64.into()));
+//! ```
 
 use std::future::Future;
 use std::pin::Pin;
@@ -154,9 +173,20 @@ pub fn init_console() {
 /// in the order they ended (children before their parents).
 ///
 /// Spans ended on other threads are not seen, so tests that run in parallel
-/// never see each other's spans. If nothing is installed yet, `capture`
-/// installs a provider that records for it alone; after [`init`](crate::init)
-/// it sees the spans the pipeline exports as well.
+/// never see each other's spans.
+///
+/// It sees the spans of `#[vaxila::instrument]`, [`span`](crate::span), the
+/// OpenTelemetry API and `tracing`:
+///
+/// - Whenever no pipeline is installed (before [`init`](crate::init), or
+///   after its guard is dropped), `capture` installs one that records for it
+///   alone (and prints, after [`init_console`]); while a pipeline of `init`
+///   runs, it sees what that pipeline exports.
+/// - `tracing` spans and events are recorded through the subscriber `init`
+///   installed, or a [`tracing_layer`](crate::tracing_layer) in the test's
+///   own; when the thread has no subscriber at all, `capture` sets one for
+///   the time `f` runs. Without `init`, the `tracing` filter is
+///   `VAXILA_LOG`, else `info` (`RUST_LOG` is left to the test's logs).
 ///
 /// ```
 /// #[vaxila::instrument(args(id))]

@@ -209,9 +209,13 @@ pub struct SamplerSettings {
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct TracingSettings {
-    /// Whether `init` exports the spans of `tracing`-instrumented libraries.
+    /// Whether `init` installs a global `tracing` subscriber that exports the
+    /// spans of `tracing`-instrumented code; with `false`, only a
+    /// [`tracing_layer`](crate::tracing_layer) the program adds exports them.
     pub bridge: bool,
-    /// Which of them, in `EnvFilter` syntax.
+    /// Which `tracing` spans and events are exported, in `EnvFilter` syntax:
+    /// `with_tracing_filter`, else `VAXILA_LOG`, else `RUST_LOG`, else
+    /// `[tracing] filter`, else `info`.
     pub filter: String,
 }
 
@@ -519,14 +523,34 @@ impl Config {
         self
     }
 
-    /// Whether `init` exports the spans of `tracing`-instrumented libraries.
+    /// Whether `init` installs a global `tracing` subscriber that exports the
+    /// spans of `tracing`-instrumented code (`[tracing] bridge`). Set `false`
+    /// when the program adds [`tracing_layer`](crate::tracing_layer) to a
+    /// subscriber of its own, or wants no `tracing` spans exported.
+    ///
+    /// ```
+    /// let settings = vaxila::Config::default().with_tracing_bridge(false).resolve()?;
+    /// assert!(!settings.tracing.bridge);
+    /// # Ok::<(), vaxila::Error>(())
+    /// ```
     #[must_use]
     pub fn with_tracing_bridge(mut self, bridge: bool) -> Self {
         self.code.bridge = Some(bridge);
         self
     }
 
-    /// Which `tracing` spans the bridge exports (`EnvFilter` syntax).
+    /// Which `tracing` spans and events the bridge exports, in `EnvFilter`
+    /// syntax, over `VAXILA_LOG`, `RUST_LOG` and `[tracing] filter`. Checked
+    /// by [`resolve`](Config::resolve).
+    ///
+    /// ```
+    /// let settings = vaxila::Config::default()
+    ///     .with_env([("RUST_LOG", "debug")])
+    ///     .with_tracing_filter("info,my_app=debug,hyper=off")
+    ///     .resolve()?;
+    /// assert_eq!(settings.tracing.filter, "info,my_app=debug,hyper=off");
+    /// # Ok::<(), vaxila::Error>(())
+    /// ```
     #[must_use]
     pub fn with_tracing_filter(mut self, filter: impl Into<String>) -> Self {
         self.code.filter = Some(filter.into());

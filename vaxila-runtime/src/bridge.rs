@@ -79,7 +79,7 @@ impl<S> fmt::Debug for TracingLayer<S> {
 /// the program has set a global subscriber already, `init` cannot, and says
 /// so on stderr. Add this layer to that subscriber instead:
 ///
-/// ```
+/// ```no_run
 /// use tracing_subscriber::prelude::*;
 ///
 /// # fn main() -> Result<(), vaxila::Error> {
@@ -87,7 +87,7 @@ impl<S> fmt::Debug for TracingLayer<S> {
 ///     // .with(tracing_subscriber::fmt::layer())   // your logs, filtered as you like
 ///     .with(vaxila::tracing_layer())               // spans to Vaxila, `[tracing] filter`
 ///     .init();
-/// let _guard = vaxila::Config::load()?.with_exporter(vaxila::Exporter::None).init()?;
+/// let _guard = vaxila::init()?;                    // finds the layer: installs no subscriber
 ///
 /// vaxila::tracing::info_span!("startup").in_scope(|| { /* ... */ });
 /// # Ok(()) }
@@ -191,14 +191,14 @@ pub(crate) fn ensure_filter(default: fn() -> String) {
     {
         *slot = Some(filter);
         drop(slot);
-        tracing::callsite::rebuild_interest_cache();
+        tracing_core::callsite::rebuild_interest_cache();
     }
 }
 
 fn set_filter(filter: EnvFilter) {
     *FILTER.write().unwrap_or_else(PoisonError::into_inner) = Some(filter);
     // Callsites cache what the filters said about them; ask again.
-    tracing::callsite::rebuild_interest_cache();
+    tracing_core::callsite::rebuild_interest_cache();
 }
 
 fn read_filter() -> std::sync::RwLockReadGuard<'static, Option<EnvFilter>> {

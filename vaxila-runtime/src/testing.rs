@@ -146,8 +146,8 @@ impl std::io::Write for TestOutput {
 /// shows it under `---- test_name stdout ----` when the test fails (or at
 /// once with `--nocapture`).
 ///
-/// Call it at the start of every test that should print; it does its work
-/// once per process. It installs a `tracing` subscriber with
+/// Call it at the start of every test that should print; calling it again
+/// does no harm (idempotent). It installs a `tracing` subscriber with
 /// [`tracing_layer`](crate::tracing_layer) too, unless the process has a
 /// global one already, so `tracing` spans are printed with the rest.
 /// [`capture`] keeps working beside it. While a pipeline of

@@ -201,7 +201,11 @@ impl<T: AttributeValue> AttributeValue for VecDeque<T> {
 /// (a `u64` array mixing small and huge numbers, nested arrays) becomes strings.
 /// Elements that record nothing (`None`) are left out.
 fn array<'a, T: AttributeValue + 'a>(items: impl Iterator<Item = &'a T>) -> Array {
-    let values: Vec<Value> = items.filter_map(T::to_value).collect();
+    homogeneous(items.filter_map(T::to_value).collect())
+}
+
+/// `values` as one OTLP array: of their kind when they share one, else strings.
+pub(crate) fn homogeneous(values: Vec<Value>) -> Array {
     macro_rules! all {
         ($variant:ident) => {
             values

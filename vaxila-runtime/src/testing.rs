@@ -476,10 +476,7 @@ impl CapturedSpan {
     /// The value of attribute `key`, if the span has it.
     #[must_use]
     pub fn attr(&self, key: &str) -> Option<&Value> {
-        self.attributes
-            .iter()
-            .find(|(k, _)| k.as_str() == key)
-            .map(|(_, v)| v)
+        find_attr(&self.attributes, key)
     }
 
     /// The first event named `name`, if the span has one.
@@ -503,6 +500,13 @@ impl CapturedSpan {
     }
 }
 
+fn find_attr<'a>(attributes: &'a [(Key, Value)], key: &str) -> Option<&'a Value> {
+    attributes
+        .iter()
+        .find(|(k, _)| k.as_str() == key)
+        .map(|(_, v)| v)
+}
+
 /// An event of a [`CapturedSpan`].
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -517,10 +521,7 @@ impl CapturedEvent {
     /// The value of attribute `key`, if the event has it.
     #[must_use]
     pub fn attr(&self, key: &str) -> Option<&Value> {
-        self.attributes
-            .iter()
-            .find(|(k, _)| k.as_str() == key)
-            .map(|(_, v)| v)
+        find_attr(&self.attributes, key)
     }
 }
 

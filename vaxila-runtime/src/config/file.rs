@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use opentelemetry::{Array, StringValue, Value};
+use opentelemetry::Value;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
@@ -457,32 +457,7 @@ fn scalar(value: &DeValue<'_>) -> Option<Value> {
 
 fn array<'a, 'i: 'a>(items: impl Iterator<Item = &'a DeValue<'i>>) -> Option<Value> {
     let values: Vec<Value> = items.map(scalar).collect::<Option<_>>()?;
-    macro_rules! all {
-        ($variant:ident) => {
-            values
-                .iter()
-                .map(|v| match v {
-                    Value::$variant(x) => Some(x.clone()),
-                    _ => None,
-                })
-                .collect::<Option<Vec<_>>>()
-        };
-    }
-    let array = if let Some(v) = all!(I64) {
-        Array::I64(v)
-    } else if let Some(v) = all!(F64) {
-        Array::F64(v)
-    } else if let Some(v) = all!(Bool) {
-        Array::Bool(v)
-    } else {
-        Array::String(
-            values
-                .iter()
-                .map(|v| StringValue::from(v.to_string()))
-                .collect(),
-        )
-    };
-    Some(Value::Array(array))
+    Some(Value::Array(crate::attribute::homogeneous(values)))
 }
 
 /// The valid key nearest to `key` by edit distance, if near enough to be a typo.

@@ -209,6 +209,44 @@ fn fn_returning_a_boxed_async_block_is_instrumented_like_one() {
     assert_eq!(spans[0].name, "boxed");
 }
 
+/// A future type the signature does not spell out as `Future<Output = ..>`.
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+#[vaxila::instrument(args(n))]
+fn boxed_alias(n: u8) -> BoxFuture<'static, u8> {
+    Box::pin(async move { n * 2 })
+}
+
+trait TowerLike {
+    type Future: Future<Output = Result<u8, String>>;
+    fn call(&self, n: u8) -> Self::Future;
+}
+
+struct Doubler;
+
+impl TowerLike for Doubler {
+    type Future = BoxFuture<'static, Result<u8, String>>;
+
+    #[vaxila::instrument(args(n), kind = server)]
+    fn call(&self, n: u8) -> Self::Future {
+        Box::pin(async move { n.checked_mul(2).ok_or_else(|| "overflow".to_owned()) })
+    }
+}
+
+#[test]
+fn a_boxed_future_behind_an_alias_or_associated_type_returns_its_value() {
+    let (spans, ret) = run(boxed_alias(21));
+    assert_eq!(ret, 42);
+    assert_eq!(spans[0].name, "boxed_alias");
+    assert_eq!(spans[0].attr("n"), Some(&Value::I64(21)));
+
+    let (spans, ret) = run(Doubler.call(4));
+    assert_eq!(ret, Ok(8));
+    assert_eq!(spans[0].name, "call");
+    assert_eq!(spans[0].kind, vaxila::SpanKind::Server);
+    assert_eq!(spans[0].attr("n"), Some(&Value::I64(4)));
+}
+
 #[async_trait::async_trait]
 trait Store {
     async fn get(&self, key: &str) -> Option<String>;

@@ -166,6 +166,53 @@ fn instrument_starts_at_first_poll_and_is_current_on_every_poll() {
 }
 
 #[test]
+fn instrument_takes_kind_parent_and_root_like_in_scope() {
+    let spans = capture(|| {
+        let remembered = vaxila::span("request").in_scope(|_| Context::current());
+        vaxila::span("elsewhere").in_scope(|_| {
+            block_on(
+                vaxila::span("job")
+                    .kind(SpanKind::Consumer)
+                    .parent(&remembered)
+                    .instrument(async { YieldOnce(false).await }),
+            );
+            block_on(vaxila::span("fresh").root().instrument(async {}));
+        });
+    });
+    let request = spans.named("request");
+    let job = spans.named("job");
+    assert_eq!(job.kind, SpanKind::Consumer);
+    assert_eq!(job.parent_span_id, request.span_id);
+    assert_eq!(job.trace_id, request.trace_id);
+    let fresh = spans.named("fresh");
+    assert!(fresh.is_root());
+    assert_ne!(fresh.trace_id, spans.named("elsewhere").trace_id);
+}
+
+#[test]
+fn instrument_records_a_panic_and_lets_it_go_on() {
+    let spans = capture(|| {
+        let caught = std::panic::catch_unwind(|| {
+            block_on(vaxila::span("boom").instrument(async {
+                YieldOnce(false).await;
+                panic!("queue on fire")
+            }))
+        });
+        let payload = caught.unwrap_err();
+        assert_eq!(payload.downcast_ref::<&str>(), Some(&"queue on fire"));
+    });
+    let boom = spans.named("boom");
+    assert_eq!(boom.status, Status::error("queue on fire"));
+    let exception = boom.event("exception").expect("an exception event");
+    assert_eq!(
+        exception.attr("exception.type"),
+        Some(&Value::from("panic"))
+    );
+    // A panic is not a cancellation, though the future never completed.
+    assert_eq!(boom.attr("vaxila.cancelled"), None);
+}
+
+#[test]
 fn instrument_dropped_before_completion_is_marked_cancelled() {
     let spans = capture(|| {
         let mut future = Box::pin(vaxila::span("slow").instrument(async {

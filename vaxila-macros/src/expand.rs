@@ -197,7 +197,10 @@ impl<'a> Expander<'a> {
             span, ret, private, ..
         } = self;
         let Some(output) = output.filter(|ty| !is_unit(ty)) else {
-            return quote!(#private::Span::instrument(&mut #span, #future).await;);
+            // `()`, or an output the signature does not spell out (a
+            // `BoxFuture<'_, T>` alias, an associated `Self::Future`): the
+            // awaited value is the block's value, whatever its type.
+            return quote!(#private::Span::instrument(&mut #span, #future).await);
         };
         // Naming the output type lets `?` and `return` in an `async` block
         // know what they convert to.

@@ -52,6 +52,14 @@ use proc_macro::TokenStream;
 /// evaluated in the block, at the first poll: the block captures what they
 /// name, as if the block had used it.
 ///
+/// `ret` and the `Err` check need the future's output type, which the macro
+/// reads from the signature (`impl Future<Output = T>`,
+/// `Pin<Box<dyn Future<Output = T>>>`). Behind an alias or an associated type
+/// (`BoxFuture<'_, T>`, `Self::Future`) it cannot see it: the span is made as
+/// usual, and the value is passed on without being recorded. Write the future
+/// type out, or put the macro on an `async fn` the method calls, to have it
+/// recorded.
+///
 /// ```
 /// #[vaxila::instrument]
 /// async fn fetch(id: u64) -> u64 {

@@ -188,6 +188,10 @@ pub enum Error {
     #[error("cannot build the OTLP exporter: {0}")]
     Exporter(#[source] opentelemetry_otlp::ExporterBuildError),
 
+    /// The export thread could not be started (the system is out of threads).
+    #[error("cannot start the export thread: {0}")]
+    Thread(#[source] std::io::Error),
+
     /// Exporting or shutting down failed (the endpoint refused, was unreachable, ...).
     #[error("{operation} failed: {source}")]
     Export {

@@ -18,14 +18,27 @@
 //!   panics a second time (which would abort the process).
 
 use std::io::Write as _;
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard, Weak, mpsc};
 use std::time::Duration;
 
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
-use opentelemetry_sdk::trace::SdkTracerProvider;
 
+use crate::batch::ExportStats;
+use crate::config::Settings;
 use crate::error::Error;
 use crate::global::InitClaim;
+use crate::pipeline::{self, Pipeline};
+
+/// The pipeline a guard runs; `reinit_after_fork` replaces it in place, so
+/// that the child's copy of the guard shuts the child's pipeline down.
+type Slot = Mutex<Option<Pipeline>>;
+
+/// The running pipeline and what built it, for [`reinit_after_fork`].
+static CURRENT: Mutex<Option<(Weak<Slot>, Settings)>> = Mutex::new(None);
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// What [`init`](crate::init) returns: the running pipeline. Keep it alive
 /// for as long as the program runs; dropping it flushes every span ended so
@@ -43,16 +56,19 @@ use crate::global::InitClaim;
 #[derive(Debug)]
 #[must_use = "dropping the guard shuts the pipeline down at once: bind it with `let _guard = ...`"]
 pub struct Guard {
-    provider: Option<SdkTracerProvider>,
+    slot: Arc<Slot>,
     timeout: Duration,
     // Released after the provider is shut down (fields drop after `Drop::drop`).
     _claim: InitClaim,
 }
 
 impl Guard {
-    pub(crate) fn new(provider: SdkTracerProvider, timeout: Duration, claim: InitClaim) -> Self {
+    pub(crate) fn new(pipeline: Pipeline, settings: Settings, claim: InitClaim) -> Self {
+        let slot = Arc::new(Mutex::new(Some(pipeline)));
+        let timeout = settings.timeout;
+        *lock(&CURRENT) = Some((Arc::downgrade(&slot), settings));
         Self {
-            provider: Some(provider),
+            slot,
             timeout,
             _claim: claim,
         }
@@ -61,7 +77,7 @@ impl Guard {
     /// A guard with nothing behind it (`OTEL_SDK_DISABLED=true`).
     pub(crate) fn disabled(claim: InitClaim) -> Self {
         Self {
-            provider: None,
+            slot: Arc::new(Mutex::new(None)),
             timeout: Duration::ZERO,
             _claim: claim,
         }
@@ -80,11 +96,32 @@ impl Guard {
     /// [`Error::Export`] when it failed (the endpoint refused the request or
     /// could not be reached).
     pub fn flush(&self) -> Result<(), Error> {
-        let Some(provider) = &self.provider else {
+        let Some(provider) = lock(&self.slot).as_ref().map(|p| p.provider.clone()) else {
             return Ok(());
         };
-        let provider = provider.clone();
         bounded("flush", self.timeout, move || provider.force_flush())
+    }
+
+    /// What became of the spans exported over OTLP so far: how many the
+    /// endpoint accepted, and how many were dropped, failed or rejected.
+    /// All zero for the console exporter, which loses nothing.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), vaxila::Error> {
+    /// # let guard = vaxila::Config::default().with_env([("OTEL_SDK_DISABLED", "true")]).init()?;
+    /// let stats = guard.stats();
+    /// if stats.dropped > 0 {
+    ///     // the queue was full: raise [batch] max_queue_size, or sample less
+    /// }
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn stats(&self) -> ExportStats {
+        lock(&self.slot)
+            .as_ref()
+            .and_then(|p| p.counters.as_ref())
+            .map(|counters| counters.stats())
+            .unwrap_or_default()
     }
 
     /// Exports every span ended so far and stops the pipeline, waiting at
@@ -100,9 +137,10 @@ impl Guard {
     }
 
     fn stop(&mut self) -> Result<(), Error> {
-        let Some(provider) = self.provider.take() else {
+        let Some(pipeline) = lock(&self.slot).take() else {
             return Ok(());
         };
+        let provider = pipeline.provider;
         // New spans stop here; spans already started still end into the provider.
         crate::global::clear_tracer_provider();
         let timeout = self.timeout;
@@ -113,6 +151,58 @@ impl Guard {
             move || provider.shutdown_with_timeout(timeout),
         )
     }
+}
+
+/// Gives a child process made by `fork` after [`init`](crate::init) a
+/// pipeline of its own; call it in the child, first thing.
+///
+/// The thread that exports spans does not survive `fork`. Without this call
+/// the child drops its spans (with one warning on stderr), and never waits
+/// for the missing thread, so it neither hangs nor crashes. With it, the
+/// child exports as the parent does, with its own `process.pid`, and its
+/// copy of the [`Guard`] flushes and shuts the child's pipeline down.
+///
+/// Pre-forking servers should rather call `init` in each worker after the
+/// fork; this is for programs that cannot.
+///
+/// Does nothing in a process that has not forked since `init`, or when no
+/// pipeline is running.
+///
+/// ```no_run
+/// let _guard = vaxila::init()?;
+/// // SAFETY: nothing else runs in this single-threaded example.
+/// match unsafe { libc::fork() } {
+///     0 => {
+///         vaxila::reinit_after_fork()?;   // the child
+///         // ... the child's work, instrumented as usual ...
+///     }
+///     _ => { /* the parent */ }
+/// }
+/// # Ok::<(), vaxila::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// As [`init`](crate::init), when the new pipeline cannot be built.
+pub fn reinit_after_fork() -> Result<(), Error> {
+    let current = lock(&CURRENT);
+    let Some((slot, settings)) = current.as_ref() else {
+        return Ok(());
+    };
+    let Some(slot) = slot.upgrade() else {
+        return Ok(());
+    };
+    let mut running = lock(&slot);
+    match running.as_ref() {
+        Some(pipeline) if pipeline.generation != crate::fork::generation() => {}
+        _ => return Ok(()),
+    }
+    let pipeline = pipeline::build(settings)?;
+    crate::global::set_tracer_provider(pipeline.provider.clone());
+    // The old pipeline's thread is in the parent: shutting it down here
+    // answers at once, and leaves the parent's export alone.
+    *running = Some(pipeline);
+    Ok(())
 }
 
 impl Drop for Guard {

@@ -6,10 +6,12 @@
 //! [`vaxila`]: https://docs.rs/vaxila
 
 mod attribute;
+mod batch;
 mod bridge;
 pub mod config;
 mod console;
 mod error;
+mod fork;
 mod global;
 mod guard;
 mod pipeline;
@@ -21,6 +23,7 @@ pub mod testing;
 pub mod __private;
 
 pub use attribute::AttributeValue;
+pub use batch::ExportStats;
 pub use bridge::{TracingLayer, tracing_layer};
 pub use config::{
     BatchSettings, Compression, Config, Exporter, SamplerSettings, Secret, Settings,
@@ -29,7 +32,7 @@ pub use config::{
 pub use console::ConsoleExporter;
 pub use error::{Error, Origin};
 pub use global::set_tracer_provider;
-pub use guard::Guard;
+pub use guard::{Guard, reinit_after_fork};
 pub use opentelemetry::trace::SpanKind;
 pub use span::{ActiveSpan, SpanBuilder, current_span, span};
 

@@ -23,10 +23,11 @@ use opentelemetry_http::{Bytes, HttpClient, HttpError, Request, Response};
 use opentelemetry_otlp::{Protocol, WithExportConfig as _, WithHttpConfig as _};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::resource::{ResourceDetector as _, TelemetryResourceDetector};
-use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider, SimpleSpanProcessor,
-};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SimpleSpanProcessor, SpanExporter as _};
+use prost::Message as _;
 
+use crate::batch::{BatchProcessor, Counters};
 use crate::config::{Compression, Exporter, Secret, Settings, TOKEN_HEADER};
 use crate::console::ConsoleExporter;
 use crate::error::Error;
@@ -42,7 +43,7 @@ pub(crate) fn install(settings: Settings) -> Result<Guard, Error> {
         // OTEL_SDK_DISABLED: nothing installed, nothing sent.
         return Ok(Guard::disabled(claim));
     }
-    let provider = build(&settings)?;
+    let pipeline = build(&settings)?;
     if let Some(reason) = &settings.exporter_reason {
         // Not `eprintln!`, which panics when stderr is closed.
         let _ = writeln!(
@@ -53,30 +54,45 @@ pub(crate) fn install(settings: Settings) -> Result<Guard, Error> {
     opentelemetry::global::set_text_map_propagator(
         opentelemetry_sdk::propagation::TraceContextPropagator::new(),
     );
-    crate::global::set_tracer_provider(provider.clone());
+    crate::global::set_tracer_provider(pipeline.provider.clone());
     crate::bridge::install(&settings.tracing);
-    Ok(Guard::new(provider, settings.timeout, claim))
+    Ok(Guard::new(pipeline, settings, claim))
+}
+
+/// A built pipeline: the provider, and the counts of its OTLP exports.
+#[derive(Debug)]
+pub(crate) struct Pipeline {
+    pub(crate) provider: SdkTracerProvider,
+    /// `None` for the console and for no exporter, which lose nothing.
+    pub(crate) counters: Option<Arc<Counters>>,
+    /// The [`fork`](crate::fork) generation it was built in.
+    pub(crate) generation: u64,
 }
 
 /// The tracer provider of `settings`, not installed anywhere.
-pub(crate) fn build(settings: &Settings) -> Result<SdkTracerProvider, Error> {
+pub(crate) fn build(settings: &Settings) -> Result<Pipeline, Error> {
+    let resource = resource(settings);
     let builder = SdkTracerProvider::builder()
-        .with_resource(resource(settings))
+        .with_resource(resource.clone())
         .with_sampler(sampler(settings))
         // Every pipeline feeds `vaxila::testing::capture`.
         .with_span_processor(CaptureProcessor);
+    let mut counters = None;
     let builder = match settings.exporter {
         Exporter::Otlp => {
-            let batch = BatchConfigBuilder::default()
-                .with_max_queue_size(settings.batch.max_queue_size)
-                .with_max_export_batch_size(settings.batch.max_export_batch_size)
-                .with_scheduled_delay(settings.batch.scheduled_delay)
-                .build();
-            builder.with_span_processor(
-                BatchSpanProcessor::builder(otlp_exporter(settings)?)
-                    .with_batch_config(batch)
-                    .build(),
+            let shared = Arc::new(Counters::default());
+            let mut exporter = otlp_exporter(settings, shared.clone())?;
+            exporter.set_resource(&resource);
+            let processor = BatchProcessor::start(
+                exporter,
+                &settings.batch,
+                settings.timeout,
+                shared.clone(),
+                crate::config::without_userinfo(&settings.endpoint),
             )
+            .map_err(Error::Thread)?;
+            counters = Some(shared);
+            builder.with_span_processor(processor)
         }
         // Synchronous: each line is printed as the span ends, from the thread
         // that ends it, so a debugging session sees spans at once and in order.
@@ -85,7 +101,11 @@ pub(crate) fn build(settings: &Settings) -> Result<SdkTracerProvider, Error> {
         }
         _ => builder,
     };
-    Ok(builder.build())
+    Ok(Pipeline {
+        provider: builder.build(),
+        counters,
+        generation: crate::fork::generation(),
+    })
 }
 
 /// service.*, deployment.environment*, host.name, process.pid, telemetry.sdk.*,
@@ -147,10 +167,13 @@ fn sampler(settings: &Settings) -> Sampler {
     }
 }
 
-fn otlp_exporter(settings: &Settings) -> Result<opentelemetry_otlp::SpanExporter, Error> {
+fn otlp_exporter(
+    settings: &Settings,
+    counters: Arc<Counters>,
+) -> Result<opentelemetry_otlp::SpanExporter, Error> {
     opentelemetry_otlp::SpanExporter::builder()
         .with_http()
-        .with_http_client(Transport::new(settings)?)
+        .with_http_client(Transport::new(settings, counters)?)
         .with_protocol(Protocol::HttpBinary)
         .with_endpoint(settings.endpoint.clone())
         .with_timeout(settings.timeout)
@@ -168,6 +191,8 @@ struct Transport {
     timeout: Duration,
     tls: rustls::ClientConfig,
     client: OnceLock<Result<reqwest::blocking::Client, String>>,
+    /// Where the answers' statuses and partial successes are noted.
+    counters: Arc<Counters>,
 }
 
 impl std::fmt::Debug for Transport {
@@ -188,7 +213,7 @@ impl std::fmt::Debug for Transport {
 }
 
 impl Transport {
-    fn new(settings: &Settings) -> Result<Self, Error> {
+    fn new(settings: &Settings, counters: Arc<Counters>) -> Result<Self, Error> {
         // Built here, on the caller's thread, so that a TLS problem is an
         // `init` error; it holds no runtime, so it may live anywhere.
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -223,6 +248,7 @@ impl Transport {
             timeout: settings.timeout,
             tls,
             client: OnceLock::new(),
+            counters,
         })
     }
 
@@ -272,8 +298,27 @@ impl HttpClient for Transport {
             }
             Compression::None => body,
         };
-        self.client()?
+        let response = self
+            .client()?
             .send_bytes(Request::from_parts(parts, body))
-            .await
+            .await?;
+        let status = response.status().as_u16();
+        self.counters.note_status(status);
+        if response.status().is_success() {
+            // A `partial_success` is a 200 that rejected part of the batch.
+            let answer = ExportTraceServiceResponse::decode(response.body().as_ref());
+            if let Ok(ExportTraceServiceResponse {
+                partial_success: Some(partial),
+            }) = answer
+            {
+                if partial.rejected_spans > 0 {
+                    self.counters.note_rejected(
+                        u64::try_from(partial.rejected_spans).unwrap_or(0),
+                        &partial.error_message,
+                    );
+                }
+            }
+        }
+        Ok(response)
     }
 }

@@ -1009,7 +1009,7 @@ pub(crate) fn validate_endpoint(origin: &Origin, endpoint: &str) -> Result<Strin
 }
 
 /// Credentials in a URL are secrets too: errors show `***@host`.
-fn without_userinfo(endpoint: &str) -> String {
+pub(crate) fn without_userinfo(endpoint: &str) -> String {
     let (scheme, rest) = endpoint.split_once("://").unwrap_or(("", endpoint));
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     match rest[..authority_end].rfind('@') {

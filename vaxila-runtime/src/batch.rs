@@ -1,0 +1,386 @@
+//! The OTLP pipeline's batch processor: a bounded queue, one export thread, and a count of what became of every span.
+//!
+//! The SDK's `BatchSpanProcessor` drops spans when its queue is full and
+//! says so only through its internal log, which nobody sees; it exposes no
+//! count. This one does the same work in the same shape (ending a span is a
+//! `try_send` into a bounded channel; a thread of its own batches and
+//! exports) and in addition counts every span's fate ([`ExportStats`]),
+//! writes one warning per incident to stderr (not one per span), and drops
+//! at once the spans of a forked child whose export thread did not survive
+//! the `fork`.
+
+use std::io::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, select};
+use opentelemetry::Context;
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
+
+use crate::config::BatchSettings;
+
+/// What became of the spans of a pipeline so far, from
+/// [`Guard::stats`](crate::Guard::stats).
+///
+/// Every span that ended sampled is, in the end, in exactly one of these
+/// counts (or still queued).
+///
+/// ```
+/// # fn main() -> Result<(), vaxila::Error> {
+/// let guard = vaxila::Config::default()
+///     .with_env([("OTEL_SDK_DISABLED", "true")])
+///     .init()?;
+/// let stats = guard.stats();
+/// assert_eq!(stats.dropped + stats.failed + stats.rejected, 0);
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ExportStats {
+    /// Spans the endpoint accepted.
+    pub exported: u64,
+    /// Spans never sent: ended while the queue was full (`[batch]
+    /// max_queue_size`), after the guard shut the pipeline down, or in a
+    /// forked child that did not call [`reinit_after_fork`](crate::reinit_after_fork).
+    pub dropped: u64,
+    /// Spans sent in requests that failed: the endpoint could not be
+    /// reached, did not answer within the timeout, or answered an error
+    /// (after the retries the OTLP specification allows).
+    pub failed: u64,
+    /// Spans the endpoint accepted the request of but reported rejected (an
+    /// OTLP `partial_success`).
+    pub rejected: u64,
+}
+
+/// The counts, shared by the processor, its thread and the HTTP transport.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    exported: AtomicU64,
+    dropped: AtomicU64,
+    failed: AtomicU64,
+    rejected: AtomicU64,
+    /// Rejected spans the transport saw in the last response, not yet counted.
+    pending_rejected: AtomicU64,
+    /// The HTTP status of the last failed response, 0 when there was none.
+    last_status: AtomicU16,
+    warned_full: AtomicBool,
+    warned_forked: AtomicBool,
+    warned_rejected: AtomicBool,
+    /// The reason of the failure being reported, while exports fail.
+    failing: Mutex<Option<String>>,
+}
+
+impl Counters {
+    pub(crate) fn stats(&self) -> ExportStats {
+        ExportStats {
+            exported: self.exported.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            rejected: self.rejected.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The transport saw an answer with this status.
+    pub(crate) fn note_status(&self, status: u16) {
+        let failed = if (200..300).contains(&status) { 0 } else { status };
+        self.last_status.store(failed, Ordering::Relaxed);
+    }
+
+    /// The transport saw a `partial_success` rejecting `count` spans.
+    pub(crate) fn note_rejected(&self, count: u64, message: &str) {
+        self.pending_rejected.fetch_add(count, Ordering::Relaxed);
+        if !self.warned_rejected.swap(true, Ordering::Relaxed) {
+            let message = if message.is_empty() {
+                String::new()
+            } else {
+                format!(": {message}")
+            };
+            warn(format_args!(
+                "the endpoint rejected {count} span(s) of an export{message} \
+                 (further rejections are counted in Guard::stats, not reported)"
+            ));
+        }
+    }
+
+    fn drop_span(&self, why: Dropped, queue: usize) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        match why {
+            Dropped::Full if !self.warned_full.swap(true, Ordering::Relaxed) => warn(format_args!(
+                "the export queue is full ({queue} spans): spans are being dropped \
+                 (counted in Guard::stats; this is said once). The endpoint is slower \
+                 than the program makes spans: raise [batch] max_queue_size, lower \
+                 [sampler] ratio, or check the endpoint"
+            )),
+            Dropped::Forked if !self.warned_forked.swap(true, Ordering::Relaxed) => {
+                warn(format_args!(
+                    "this process was forked after vaxila::init(), and the export thread \
+                     does not survive a fork: the child's spans are dropped. Call \
+                     vaxila::reinit_after_fork() in the child"
+                ));
+            }
+            _ => {}
+        }
+    }
+
+    fn exported(&self, count: u64) {
+        let rejected = self.pending_rejected.swap(0, Ordering::Relaxed).min(count);
+        self.rejected.fetch_add(rejected, Ordering::Relaxed);
+        self.exported.fetch_add(count - rejected, Ordering::Relaxed);
+        let recovered = self
+            .failing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if recovered.is_some() {
+            let failed = self.failed.load(Ordering::Relaxed);
+            warn(format_args!(
+                "export works again ({failed} span(s) failed to export in all so far)"
+            ));
+        }
+    }
+
+    fn failed(&self, count: u64, error: &OTelSdkError, endpoint: &str) {
+        self.pending_rejected.store(0, Ordering::Relaxed);
+        self.failed.fetch_add(count, Ordering::Relaxed);
+        let reason = match self.last_status.swap(0, Ordering::Relaxed) {
+            status @ (401 | 403) => format!(
+                "the endpoint rejected the token (HTTP {status}): check the token in \
+                 $VAXILA_TOKEN (or [exporter] token_env / token_file)"
+            ),
+            413 => "the request was too large (HTTP 413): lower [batch] max_export_batch_size"
+                .to_owned(),
+            status @ (429 | 503) => format!(
+                "the endpoint is throttling or unavailable (HTTP {status}) and the retries \
+                 allowed within the export timeout ran out"
+            ),
+            _ => error.to_string(),
+        };
+        let mut failing = self.failing.lock().unwrap_or_else(|e| e.into_inner());
+        if failing.is_none() {
+            warn(format_args!(
+                "exporting {count} span(s) to {endpoint} failed: {reason}. Spans are lost \
+                 while this lasts (counted in Guard::stats); the next success is reported"
+            ));
+            *failing = Some(reason);
+        }
+    }
+}
+
+/// Why a span was dropped.
+#[derive(Clone, Copy)]
+enum Dropped {
+    Full,
+    Shutdown,
+    Forked,
+}
+
+/// One line on stderr; never `eprintln!`, which panics when stderr is closed.
+fn warn(message: std::fmt::Arguments<'_>) {
+    let _ = writeln!(std::io::stderr(), "vaxila: {message}");
+}
+
+enum Control {
+    Flush(Sender<OTelSdkResult>),
+    Shutdown(Sender<OTelSdkResult>),
+}
+
+/// The batch processor of the OTLP pipeline.
+#[derive(Debug)]
+pub(crate) struct BatchProcessor {
+    spans: Sender<SpanData>,
+    control: Sender<Control>,
+    counters: Arc<Counters>,
+    queue: usize,
+    /// How long a flush waits for the export thread.
+    timeout: Duration,
+    shut_down: AtomicBool,
+    /// The [`fork`](crate::fork) generation the export thread runs in.
+    generation: u64,
+}
+
+impl BatchProcessor {
+    /// Starts the export thread, which owns `exporter` from now on.
+    pub(crate) fn start<E: SpanExporter + 'static>(
+        exporter: E,
+        batch: &BatchSettings,
+        timeout: Duration,
+        counters: Arc<Counters>,
+        endpoint: String,
+    ) -> std::io::Result<Self> {
+        crate::fork::watch();
+        let queue = batch.max_queue_size.max(1);
+        let (spans, span_queue) = crossbeam_channel::bounded(queue);
+        let (control, control_queue) = crossbeam_channel::unbounded();
+        let worker = Worker {
+            exporter,
+            spans: span_queue,
+            control: control_queue,
+            counters: counters.clone(),
+            max_batch: batch.max_export_batch_size.clamp(1, queue),
+            delay: batch.scheduled_delay,
+            endpoint,
+        };
+        std::thread::Builder::new()
+            .name("vaxila-export".into())
+            .spawn(move || worker.run())?;
+        Ok(Self {
+            spans,
+            control,
+            counters,
+            queue,
+            timeout,
+            shut_down: AtomicBool::new(false),
+            generation: crate::fork::generation(),
+        })
+    }
+
+    /// Whether this process is a fork of the one the export thread runs in.
+    #[inline]
+    fn orphaned(&self) -> bool {
+        crate::fork::generation() != self.generation
+    }
+
+    fn ask(&self, make: fn(Sender<OTelSdkResult>) -> Control, wait: Duration) -> OTelSdkResult {
+        if self.orphaned() {
+            // The thread that would answer is not in this process.
+            return Ok(());
+        }
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        self.control
+            .send(make(reply))
+            .map_err(|_| OTelSdkError::AlreadyShutdown)?;
+        match answer.recv_timeout(wait) {
+            Ok(result) => result,
+            Err(RecvTimeoutError::Timeout) => Err(OTelSdkError::Timeout(wait)),
+            Err(RecvTimeoutError::Disconnected) => Err(OTelSdkError::InternalFailure(
+                "the export thread stopped".to_owned(),
+            )),
+        }
+    }
+}
+
+impl SpanProcessor for BatchProcessor {
+    fn on_start(&self, _: &mut Span, _: &Context) {}
+
+    fn on_end(&self, span: SpanData) {
+        if !span.span_context.is_sampled() {
+            return;
+        }
+        if self.orphaned() {
+            return self.counters.drop_span(Dropped::Forked, self.queue);
+        }
+        match self.spans.try_send(span) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => self.counters.drop_span(Dropped::Full, self.queue),
+            Err(TrySendError::Disconnected(_)) => {
+                self.counters.drop_span(Dropped::Shutdown, self.queue);
+            }
+        }
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        if self.shut_down.load(Ordering::Relaxed) {
+            return Err(OTelSdkError::AlreadyShutdown);
+        }
+        self.ask(Control::Flush, self.timeout)
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        if self.shut_down.swap(true, Ordering::Relaxed) {
+            return Err(OTelSdkError::AlreadyShutdown);
+        }
+        self.ask(Control::Shutdown, timeout)
+    }
+}
+
+/// The export thread.
+struct Worker<E> {
+    exporter: E,
+    spans: Receiver<SpanData>,
+    control: Receiver<Control>,
+    counters: Arc<Counters>,
+    max_batch: usize,
+    delay: Duration,
+    endpoint: String,
+}
+
+impl<E: SpanExporter> Worker<E> {
+    fn run(mut self) {
+        let mut batch = Vec::with_capacity(self.max_batch);
+        let mut next = Instant::now() + self.delay;
+        loop {
+            let wait = next.saturating_duration_since(Instant::now());
+            select! {
+                recv(self.spans) -> span => {
+                    // Every sender gone: the processor was dropped unshut.
+                    let Ok(span) = span else { return self.finish(batch) };
+                    batch.push(span);
+                    if batch.len() >= self.max_batch {
+                        // Counted and reported by `export`; nobody waits for it.
+                        let _ = self.export(&mut batch);
+                        next = Instant::now() + self.delay;
+                    }
+                }
+                recv(self.control) -> message => match message {
+                    Ok(Control::Flush(reply)) => {
+                        let result = self.drain(&mut batch);
+                        let _ = reply.send(result);
+                    }
+                    Ok(Control::Shutdown(reply)) => {
+                        let mut result = self.drain(&mut batch);
+                        let shutdown = self.exporter.shutdown();
+                        if result.is_ok() {
+                            result = shutdown;
+                        }
+                        let _ = reply.send(result);
+                        return;
+                    }
+                    Err(_) => return self.finish(batch),
+                },
+                default(wait) => {
+                    if !batch.is_empty() {
+                        let _ = self.export(&mut batch);
+                    }
+                    next = Instant::now() + self.delay;
+                }
+            }
+        }
+    }
+
+    fn finish(mut self, mut batch: Vec<SpanData>) {
+        let _ = self.drain(&mut batch);
+        let _ = self.exporter.shutdown();
+    }
+
+    /// Exports what is batched and everything queued now (not what is
+    /// queued meanwhile, so that a busy program cannot keep a flush going).
+    fn drain(&mut self, batch: &mut Vec<SpanData>) -> OTelSdkResult {
+        let mut result = Ok(());
+        for _ in 0..self.spans.len() {
+            let Ok(span) = self.spans.try_recv() else {
+                break;
+            };
+            batch.push(span);
+            if batch.len() >= self.max_batch {
+                result = result.and(self.export(batch));
+            }
+        }
+        if !batch.is_empty() {
+            result = result.and(self.export(batch));
+        }
+        result
+    }
+
+    fn export(&mut self, batch: &mut Vec<SpanData>) -> OTelSdkResult {
+        let spans = std::mem::replace(batch, Vec::with_capacity(self.max_batch));
+        let count = spans.len() as u64;
+        let result = futures_executor::block_on(self.exporter.export(spans));
+        match &result {
+            Ok(()) => self.counters.exported(count),
+            Err(error) => self.counters.failed(count, error, &self.endpoint),
+        }
+        result
+    }
+}

@@ -174,7 +174,7 @@ fn instrument_takes_kind_parent_and_root_like_in_scope() {
                 vaxila::span("job")
                     .kind(SpanKind::Consumer)
                     .parent(&remembered)
-                    .instrument(async { YieldOnce(false).await }),
+                    .instrument(YieldOnce(false)),
             );
             block_on(vaxila::span("fresh").root().instrument(async {}));
         });

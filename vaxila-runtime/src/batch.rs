@@ -52,11 +52,45 @@ pub struct ExportStats {
     /// Spans the endpoint accepted the request of but reported rejected (an
     /// OTLP `partial_success`).
     pub rejected: u64,
+    /// Spans queued or being sent now; after a shutdown that ran out of
+    /// time, the spans it could not send.
+    pub queued: u64,
+}
+
+impl ExportStats {
+    /// Every span counted: the sampled spans ended so far.
+    #[must_use]
+    pub fn total(&self) -> u64 {
+        self.exported + self.dropped + self.failed + self.rejected + self.queued
+    }
+
+    /// Spans that did not reach the endpoint, or that it rejected.
+    #[must_use]
+    pub fn lost(&self) -> u64 {
+        self.total() - self.exported
+    }
+}
+
+impl std::fmt::Display for ExportStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} span(s) ended: {} exported, {} dropped, {} failed, {} rejected, {} unsent",
+            self.total(),
+            self.exported,
+            self.dropped,
+            self.failed,
+            self.rejected,
+            self.queued
+        )
+    }
 }
 
 /// The counts, shared by the processor, its thread and the HTTP transport.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
+    /// Spans put in the queue.
+    queued: AtomicU64,
     exported: AtomicU64,
     dropped: AtomicU64,
     failed: AtomicU64,
@@ -74,17 +108,28 @@ pub(crate) struct Counters {
 
 impl Counters {
     pub(crate) fn stats(&self) -> ExportStats {
+        // Fates first, then the queue count, so that a span is never seen
+        // with a fate but not yet queued.
+        let exported = self.exported.load(Ordering::Acquire);
+        let failed = self.failed.load(Ordering::Acquire);
+        let rejected = self.rejected.load(Ordering::Acquire);
+        let queued = self.queued.load(Ordering::Acquire);
         ExportStats {
-            exported: self.exported.load(Ordering::Relaxed),
+            exported,
             dropped: self.dropped.load(Ordering::Relaxed),
-            failed: self.failed.load(Ordering::Relaxed),
-            rejected: self.rejected.load(Ordering::Relaxed),
+            failed,
+            rejected,
+            queued: queued.saturating_sub(exported + failed + rejected),
         }
     }
 
     /// The transport saw an answer with this status.
     pub(crate) fn note_status(&self, status: u16) {
-        let failed = if (200..300).contains(&status) { 0 } else { status };
+        let failed = if (200..300).contains(&status) {
+            0
+        } else {
+            status
+        };
         self.last_status.store(failed, Ordering::Relaxed);
     }
 
@@ -126,8 +171,8 @@ impl Counters {
 
     fn exported(&self, count: u64) {
         let rejected = self.pending_rejected.swap(0, Ordering::Relaxed).min(count);
-        self.rejected.fetch_add(rejected, Ordering::Relaxed);
-        self.exported.fetch_add(count - rejected, Ordering::Relaxed);
+        self.rejected.fetch_add(rejected, Ordering::Release);
+        self.exported.fetch_add(count - rejected, Ordering::Release);
         let recovered = self
             .failing
             .lock()
@@ -143,7 +188,7 @@ impl Counters {
 
     fn failed(&self, count: u64, error: &OTelSdkError, endpoint: &str) {
         self.pending_rejected.store(0, Ordering::Relaxed);
-        self.failed.fetch_add(count, Ordering::Relaxed);
+        self.failed.fetch_add(count, Ordering::Release);
         let reason = match self.last_status.swap(0, Ordering::Relaxed) {
             status @ (401 | 403) => format!(
                 "the endpoint rejected the token (HTTP {status}): check the token in \
@@ -271,11 +316,17 @@ impl SpanProcessor for BatchProcessor {
         if self.orphaned() {
             return self.counters.drop_span(Dropped::Forked, self.queue);
         }
+        // Counted before it is sent, so that its fate never comes first.
+        self.counters.queued.fetch_add(1, Ordering::Release);
         match self.spans.try_send(span) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) => self.counters.drop_span(Dropped::Full, self.queue),
-            Err(TrySendError::Disconnected(_)) => {
-                self.counters.drop_span(Dropped::Shutdown, self.queue);
+            Err(error) => {
+                self.counters.queued.fetch_sub(1, Ordering::Release);
+                let why = match error {
+                    TrySendError::Full(_) => Dropped::Full,
+                    TrySendError::Disconnected(_) => Dropped::Shutdown,
+                };
+                self.counters.drop_span(why, self.queue);
             }
         }
     }

@@ -140,16 +140,23 @@ impl Guard {
         let Some(pipeline) = lock(&self.slot).take() else {
             return Ok(());
         };
-        let provider = pipeline.provider;
+        let Pipeline {
+            provider, counters, ..
+        } = pipeline;
         // New spans stop here; spans already started still end into the provider.
         crate::global::clear_tracer_provider();
         let timeout = self.timeout;
         // The SDK's own deadline fires first, so its answer is the one reported.
-        bounded(
+        let result = bounded(
             "shutdown",
             timeout + Duration::from_millis(200),
             move || provider.shutdown_with_timeout(timeout),
-        )
+        );
+        if let Some(stats) = counters.map(|c| c.stats()).filter(|s| s.lost() > 0) {
+            // The one summary of what the endpoint never got.
+            let _ = writeln!(std::io::stderr(), "vaxila: at shutdown, {stats}");
+        }
+        result
     }
 }
 

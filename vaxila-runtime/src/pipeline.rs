@@ -21,10 +21,12 @@ use std::time::Duration;
 use opentelemetry::KeyValue;
 use opentelemetry_http::{Bytes, HttpClient, HttpError, Request, Response};
 use opentelemetry_otlp::{Protocol, WithExportConfig as _, WithHttpConfig as _};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::resource::{ResourceDetector as _, TelemetryResourceDetector};
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SimpleSpanProcessor, SpanExporter as _};
+use opentelemetry_sdk::trace::{
+    Sampler, SdkTracerProvider, SimpleSpanProcessor, SpanExporter as _,
+};
 use prost::Message as _;
 
 use crate::batch::{BatchProcessor, Counters};
@@ -310,13 +312,12 @@ impl HttpClient for Transport {
             if let Ok(ExportTraceServiceResponse {
                 partial_success: Some(partial),
             }) = answer
+                && partial.rejected_spans > 0
             {
-                if partial.rejected_spans > 0 {
-                    self.counters.note_rejected(
-                        u64::try_from(partial.rejected_spans).unwrap_or(0),
-                        &partial.error_message,
-                    );
-                }
+                self.counters.note_rejected(
+                    u64::try_from(partial.rejected_spans).unwrap_or(0),
+                    &partial.error_message,
+                );
             }
         }
         Ok(response)

@@ -32,7 +32,7 @@ mod child;
 pub use child::{CHILD_VAR, ChildOutput, is_child, run_child};
 
 pub use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 pub use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 pub use opentelemetry_proto::tonic::trace::v1::Span;
@@ -130,6 +130,9 @@ pub struct Reply {
     pub delay: Duration,
     /// Never answer: hold the connection open until the receiver stops.
     pub hang: bool,
+    /// With status 200: an OTLP `partial_success` rejecting this many spans,
+    /// with this message.
+    pub rejected: Option<(i64, String)>,
 }
 
 impl Reply {
@@ -147,6 +150,35 @@ impl Reply {
             headers: Vec::new(),
             delay: Duration::ZERO,
             hang: false,
+            rejected: None,
+        }
+    }
+
+    /// `status` with a `Retry-After: seconds` header.
+    #[must_use]
+    pub fn retry_after(status: u16, seconds: u32) -> Self {
+        let mut reply = Self::status(status);
+        reply
+            .headers
+            .push(("retry-after".to_owned(), seconds.to_string()));
+        reply
+    }
+
+    /// Never answers.
+    #[must_use]
+    pub fn hang() -> Self {
+        Self {
+            hang: true,
+            ..Self::ok()
+        }
+    }
+
+    /// `200 OK` whose body says `count` spans were rejected, for `message`.
+    #[must_use]
+    pub fn partial_success(count: i64, message: &str) -> Self {
+        Self {
+            rejected: Some((count, message.to_owned())),
+            ..Self::ok()
         }
     }
 }
@@ -381,7 +413,15 @@ async fn handle(
     for (name, value) in &answer.headers {
         response = response.header(name, value);
     }
-    let body = ExportTraceServiceResponse::default().encode_to_vec();
+    let body = ExportTraceServiceResponse {
+        partial_success: answer.rejected.map(|(rejected_spans, error_message)| {
+            ExportTracePartialSuccess {
+                rejected_spans,
+                error_message,
+            }
+        }),
+    }
+    .encode_to_vec();
     Ok(response
         .body(Full::new(Bytes::from(body)))
         .unwrap_or_else(|_| hyper::Response::new(Full::new(Bytes::new()))))

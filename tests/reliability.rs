@@ -1,0 +1,303 @@
+//! The pipeline against endpoints that misbehave on purpose: down, black-holed,
+//! throttling, failing, rejecting the token or part of a batch.
+//!
+//! Each scenario runs in a child process of its own (the pipeline is
+//! process-wide, and its warnings go to the real stderr): the child asserts
+//! what became of its spans through `Guard::stats` and the receiver; the
+//! parent asserts on what the child wrote to stderr.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use vaxila::ExportStats;
+use vaxila_test_support::{ChildOutput, Receiver, Reply, is_child, run_child};
+
+const TOKEN: &str = "vx_secret_token_for_the_reliability_tests";
+
+/// Runs the test named `name` as a child, unless this is that child: then
+/// `scenario` runs and `None` comes back.
+fn as_child(name: &str, scenario: impl FnOnce()) -> Option<ChildOutput> {
+    if is_child(name) {
+        scenario();
+        return None;
+    }
+    let out = run_child(name, name, &["--exact", "--nocapture", "--test-threads=1"]);
+    assert!(out.success, "{out:?}");
+    assert!(!out.stderr.contains(TOKEN), "the token leaked: {out:?}");
+    assert!(!out.stdout.contains(TOKEN), "the token leaked: {out:?}");
+    Some(out)
+}
+
+fn lines_with(text: &str, needle: &str) -> usize {
+    text.lines().filter(|line| line.contains(needle)).count()
+}
+
+fn config(endpoint: &str) -> vaxila::Config {
+    vaxila::Config::default()
+        .with_service_name("reliability")
+        .with_endpoint(endpoint)
+        .with_token(TOKEN)
+        .with_timeout(Duration::from_millis(1500))
+        .with_scheduled_delay(Duration::from_millis(20))
+}
+
+fn spans(count: usize) {
+    for i in 0..count {
+        vaxila::span("work").attr("i", i).in_scope(|_| ());
+    }
+}
+
+/// A loopback address nothing listens on.
+fn closed_port() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    format!("http://{addr}/v1/traces")
+}
+
+fn shut_down(guard: vaxila::Guard) -> ExportStats {
+    guard.flush().ok();
+    let stats = guard.stats();
+    drop(guard);
+    stats
+}
+
+#[test]
+fn an_unreachable_endpoint_loses_spans_counted_with_one_warning() {
+    let Some(out) = as_child(
+        "an_unreachable_endpoint_loses_spans_counted_with_one_warning",
+        || {
+            let guard = config(&closed_port())
+                .with_timeout(Duration::from_millis(300))
+                .with_max_queue_size(64)
+                .with_max_export_batch_size(16)
+                .init()
+                .unwrap();
+            spans(2_000);
+            let stats = guard.stats();
+            assert_eq!(stats.total(), 2_000, "every span counted: {stats:?}");
+            assert_eq!(stats.exported, 0, "{stats:?}");
+            assert!(stats.dropped >= 2_000 - 64 - 16, "{stats:?}");
+            drop(guard);
+        },
+    ) else {
+        return;
+    };
+    assert_eq!(
+        lines_with(&out.stderr, "at shutdown, 2000 span(s) ended: 0 exported"),
+        1,
+        "{out:?}"
+    );
+    assert_eq!(lines_with(&out.stderr, " span(s) to "), 1, "{out:?}");
+    assert_eq!(lines_with(&out.stderr, "queue is full"), 1, "{out:?}");
+}
+
+#[test]
+fn a_black_holed_endpoint_bounds_flush_and_shutdown_by_the_timeout() {
+    let Some(out) = as_child(
+        "a_black_holed_endpoint_bounds_flush_and_shutdown_by_the_timeout",
+        || {
+            let receiver = Receiver::start_with(|_| Reply::hang());
+            let guard = config(&receiver.endpoint())
+                .with_timeout(Duration::from_millis(400))
+                .init()
+                .unwrap();
+            spans(100);
+            let started = Instant::now();
+            assert!(guard.flush().is_err(), "a flush that got no answer");
+            guard.shutdown().ok();
+            // Two waits of 400 ms at most each, with room for a loaded machine.
+            let took = started.elapsed();
+            assert!(took < Duration::from_secs(10), "took {took:?}");
+            assert!(!receiver.requests().is_empty());
+        },
+    ) else {
+        return;
+    };
+    assert!(out.success);
+}
+
+/// A receiver that answers `first` to the first `n` requests and 200 after.
+fn failing_first(n: usize, first: Reply) -> (Receiver, Arc<AtomicUsize>) {
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counter = seen.clone();
+    let receiver = Receiver::start_with(move |_| {
+        if counter.fetch_add(1, Ordering::SeqCst) < n {
+            first.clone()
+        } else {
+            Reply::ok()
+        }
+    });
+    (receiver, seen)
+}
+
+#[test]
+fn throttling_and_gateway_errors_are_retried_until_delivered() {
+    as_child(
+        "throttling_and_gateway_errors_are_retried_until_delivered",
+        || {
+            for (first, failures) in [
+                (Reply::retry_after(429, 1), 1),
+                (Reply::retry_after(503, 0), 2),
+                (Reply::status(502), 2),
+                (Reply::status(504), 1),
+            ] {
+                let status = first.status;
+                let (receiver, seen) = failing_first(failures, first);
+                let guard = config(&receiver.endpoint())
+                    .with_timeout(Duration::from_secs(5))
+                    .with_scheduled_delay(Duration::from_secs(3600))
+                    .init()
+                    .unwrap();
+                spans(10);
+                guard.flush().unwrap();
+                let stats = guard.stats();
+                drop(guard);
+                assert_eq!(stats.exported, 10, "HTTP {status}: {stats:?}");
+                assert_eq!(stats.failed, 0, "HTTP {status}: {stats:?}");
+                assert_eq!(
+                    seen.load(Ordering::SeqCst),
+                    failures + 1,
+                    "HTTP {status}: one request, then one retry per failure"
+                );
+                assert_eq!(receiver.span_count(), 10 * (failures + 1));
+            }
+        },
+    );
+}
+
+#[test]
+fn retries_stop_at_the_export_timeout() {
+    as_child("retries_stop_at_the_export_timeout", || {
+        let receiver = Receiver::start_with(|_| Reply::retry_after(503, 0));
+        let guard = config(&receiver.endpoint())
+            .with_timeout(Duration::from_millis(800))
+            .with_scheduled_delay(Duration::from_secs(3600))
+            .init()
+            .unwrap();
+        spans(5);
+        assert!(guard.flush().is_err());
+        let stats = guard.stats();
+        drop(guard);
+        assert_eq!(stats.failed, 5, "{stats:?}");
+        let requests = receiver.requests().len();
+        assert!(
+            (2..=5).contains(&requests),
+            "a few retries within 800 ms, not forever: {requests}"
+        );
+    });
+}
+
+#[test]
+fn client_errors_are_not_retried_and_a_rejected_token_is_named() {
+    let Some(out) = as_child(
+        "client_errors_are_not_retried_and_a_rejected_token_is_named",
+        || {
+            for status in [400, 401, 403, 413] {
+                let receiver = Receiver::start_with(move |_| Reply::status(status));
+                let guard = config(&receiver.endpoint())
+                    .with_scheduled_delay(Duration::from_secs(3600))
+                    .init()
+                    .unwrap();
+                spans(3);
+                assert!(guard.flush().is_err(), "HTTP {status}");
+                let stats = guard.stats();
+                drop(guard);
+                assert_eq!(stats.failed, 3, "HTTP {status}: {stats:?}");
+                assert_eq!(receiver.requests().len(), 1, "HTTP {status}: no retry");
+            }
+        },
+    ) else {
+        return;
+    };
+    // One warning per pipeline, each saying what to fix.
+    assert_eq!(lines_with(&out.stderr, " span(s) to "), 4, "{out:?}");
+    assert_eq!(
+        lines_with(&out.stderr, "rejected the token (HTTP 401)"),
+        1,
+        "{out:?}"
+    );
+    assert_eq!(
+        lines_with(&out.stderr, "rejected the token (HTTP 403)"),
+        1,
+        "{out:?}"
+    );
+    assert_eq!(
+        lines_with(&out.stderr, "too large (HTTP 413)"),
+        1,
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_partial_success_is_counted_and_reported_once() {
+    let Some(out) = as_child("a_partial_success_is_counted_and_reported_once", || {
+        let receiver = Receiver::start_with(|_| Reply::partial_success(2, "span too old"));
+        let guard = config(&receiver.endpoint())
+            .with_scheduled_delay(Duration::from_secs(3600))
+            .init()
+            .unwrap();
+        spans(5);
+        guard.flush().unwrap();
+        spans(5);
+        guard.flush().unwrap();
+        let stats = guard.stats();
+        drop(guard);
+        assert_eq!(stats.rejected, 4, "{stats:?}");
+        assert_eq!(stats.exported, 6, "{stats:?}");
+    }) else {
+        return;
+    };
+    assert_eq!(
+        lines_with(&out.stderr, "rejected 2 span(s) of an export: span too old"),
+        1,
+        "{out:?}"
+    );
+}
+
+#[test]
+fn export_that_recovers_says_so_once() {
+    let Some(out) = as_child("export_that_recovers_says_so_once", || {
+        let (receiver, _) = failing_first(2, Reply::status(400));
+        let guard = config(&receiver.endpoint())
+            .with_scheduled_delay(Duration::from_secs(3600))
+            .init()
+            .unwrap();
+        for _ in 0..3 {
+            spans(1);
+            let _ = guard.flush();
+        }
+        let stats = guard.stats();
+        drop(guard);
+        assert_eq!((stats.failed, stats.exported), (2, 1), "{stats:?}");
+    }) else {
+        return;
+    };
+    assert_eq!(lines_with(&out.stderr, " span(s) to "), 1, "{out:?}");
+    assert_eq!(lines_with(&out.stderr, "export works again"), 1, "{out:?}");
+}
+
+#[test]
+fn a_healthy_endpoint_gets_every_span_ended_before_the_guard_drops() {
+    as_child(
+        "a_healthy_endpoint_gets_every_span_ended_before_the_guard_drops",
+        || {
+            let receiver = Receiver::start();
+            let guard = config(&receiver.endpoint())
+                .with_max_queue_size(4096)
+                .init()
+                .unwrap();
+            let threads: Vec<_> = (0..4)
+                .map(|_| std::thread::spawn(|| spans(1_000)))
+                .collect();
+            for thread in threads {
+                thread.join().unwrap();
+            }
+            let stats = shut_down(guard);
+            assert_eq!(stats.exported, 4_000, "{stats:?}");
+            assert_eq!(stats.dropped + stats.failed + stats.rejected, 0);
+            assert_eq!(receiver.span_count(), 4_000);
+        },
+    );
+}

@@ -70,7 +70,7 @@ fn a_misspelt_key_names_file_line_column_key_the_closest_key_and_the_valid_ones(
 fn an_unknown_section_lists_the_sections() {
     assert_eq!(
         file_error("[servise]\nname = \"x\"\n"),
-        "Vaxila.toml:1:2: unknown key `servise`, did you mean `service`?; valid keys at the top level: service, exporter, batch, sampler, resource, tracing"
+        "Vaxila.toml:1:2: unknown key `servise`, did you mean `service`?; valid keys at the top level: service, exporter, batch, sampler, resource, tracing, limits"
     );
 }
 

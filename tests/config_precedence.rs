@@ -22,6 +22,16 @@ fn none(config: Config) -> Config {
 const SERVICE_FILE: &str = "[service]\nname = \"from-file\"\n";
 const ENDPOINT_FILE: &str = "[exporter]\nendpoint = \"http://file:4318/v1/traces\"\n";
 const TIMEOUT_FILE: &str = "[exporter]\ntimeout_ms = 1000\n";
+const LIMITS_FILE: &str = "[limits]\nattribute_value_length = 100\nattributes_per_span = 10\nevents_per_span = 20\nattributes_per_event = 30\n";
+
+fn limits(s: &Settings) -> String {
+    let l = &s.limits;
+    format!(
+        "{:?} {} {} {}",
+        l.attribute_value_length, l.attributes_per_span, l.events_per_span, l.attributes_per_event
+    )
+}
+
 const BATCH_FILE: &str =
     "[batch]\nmax_queue_size = 100\nmax_export_batch_size = 10\nscheduled_delay_ms = 100\n";
 
@@ -495,6 +505,45 @@ const CASES: &[Case] = &[
         },
         setting: |s| format!("{} {} {}", queue(s), batch_size(s), delay(s)),
         expected: "300 30 300",
+    },
+    // limits
+    Case {
+        name: "limits default to OpenTelemetry's",
+        file: "",
+        env: &[],
+        code: none,
+        setting: limits,
+        expected: "None 128 128 128",
+    },
+    Case {
+        name: "limits from the file",
+        file: LIMITS_FILE,
+        env: &[],
+        code: none,
+        setting: limits,
+        expected: "Some(100) 10 20 30",
+    },
+    Case {
+        name: "OTEL_*_LIMIT beat the file, the span-specific ones first",
+        file: LIMITS_FILE,
+        env: &[
+            ("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "300"),
+            ("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "200"),
+            ("OTEL_ATTRIBUTE_COUNT_LIMIT", "11"),
+            ("OTEL_SPAN_EVENT_COUNT_LIMIT", "21"),
+            ("OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT", "31"),
+        ],
+        code: none,
+        setting: limits,
+        expected: "Some(200) 11 21 31",
+    },
+    Case {
+        name: "the builder's value length beats the environment",
+        file: LIMITS_FILE,
+        env: &[("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "300")],
+        code: |c| c.with_attribute_value_length_limit(50),
+        setting: limits,
+        expected: "Some(50) 10 20 30",
     },
     // sampler
     Case {

@@ -251,6 +251,7 @@ impl BatchProcessor {
         exporter: E,
         batch: &BatchSettings,
         timeout: Duration,
+        value_length: Option<usize>,
         counters: Arc<Counters>,
         endpoint: String,
     ) -> std::io::Result<Self> {
@@ -265,6 +266,7 @@ impl BatchProcessor {
             counters: counters.clone(),
             max_batch: batch.max_export_batch_size.clamp(1, queue),
             delay: batch.scheduled_delay,
+            value_length,
             endpoint,
         };
         std::thread::Builder::new()
@@ -354,6 +356,8 @@ struct Worker<E> {
     counters: Arc<Counters>,
     max_batch: usize,
     delay: Duration,
+    /// `[limits] attribute_value_length`, applied here, off the caller's thread.
+    value_length: Option<usize>,
     endpoint: String,
 }
 
@@ -425,7 +429,12 @@ impl<E: SpanExporter> Worker<E> {
     }
 
     fn export(&mut self, batch: &mut Vec<SpanData>) -> OTelSdkResult {
-        let spans = std::mem::replace(batch, Vec::with_capacity(self.max_batch));
+        let mut spans = std::mem::replace(batch, Vec::with_capacity(self.max_batch));
+        if let Some(limit) = self.value_length {
+            spans
+                .iter_mut()
+                .for_each(|span| crate::attribute::cut_span(span, limit));
+        }
         let count = spans.len() as u64;
         let result = futures_executor::block_on(self.exporter.export(spans));
         match &result {

@@ -26,7 +26,7 @@ pub use attribute::AttributeValue;
 pub use batch::ExportStats;
 pub use bridge::{TracingLayer, tracing_layer};
 pub use config::{
-    BatchSettings, Compression, Config, Exporter, SamplerSettings, Secret, Settings,
+    BatchSettings, Compression, Config, Exporter, LimitSettings, SamplerSettings, Secret, Settings,
     TracingSettings,
 };
 pub use console::ConsoleExporter;

@@ -25,7 +25,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::resource::{ResourceDetector as _, TelemetryResourceDetector};
 use opentelemetry_sdk::trace::{
-    Sampler, SdkTracerProvider, SimpleSpanProcessor, SpanExporter as _,
+    Sampler, SdkTracerProvider, SimpleSpanProcessor, SpanExporter as _, SpanLimits,
 };
 use prost::Message as _;
 
@@ -77,6 +77,12 @@ pub(crate) fn build(settings: &Settings) -> Result<Pipeline, Error> {
     let builder = SdkTracerProvider::builder()
         .with_resource(resource.clone())
         .with_sampler(sampler(settings))
+        .with_span_limits(SpanLimits {
+            max_attributes_per_span: count(settings.limits.attributes_per_span),
+            max_events_per_span: count(settings.limits.events_per_span),
+            max_attributes_per_event: count(settings.limits.attributes_per_event),
+            ..SpanLimits::default()
+        })
         // Every pipeline feeds `vaxila::testing::capture`.
         .with_span_processor(CaptureProcessor);
     let mut counters = None;
@@ -89,6 +95,7 @@ pub(crate) fn build(settings: &Settings) -> Result<Pipeline, Error> {
                 exporter,
                 &settings.batch,
                 settings.timeout,
+                settings.limits.attribute_value_length,
                 shared.clone(),
                 crate::config::without_userinfo(&settings.endpoint),
             )
@@ -108,6 +115,10 @@ pub(crate) fn build(settings: &Settings) -> Result<Pipeline, Error> {
         counters,
         generation: crate::fork::generation(),
     })
+}
+
+fn count(limit: usize) -> u32 {
+    u32::try_from(limit).unwrap_or(u32::MAX)
 }
 
 /// service.*, deployment.environment*, host.name, process.pid, telemetry.sdk.*,

@@ -15,7 +15,7 @@ pub const CONFIG_FILE_NAME: &str = "Vaxila.toml";
 
 /// The sections of `Vaxila.toml`.
 pub(crate) const SECTIONS: &[&str] = &[
-    "service", "exporter", "batch", "sampler", "resource", "tracing",
+    "service", "exporter", "batch", "sampler", "resource", "tracing", "limits",
 ];
 const SERVICE_KEYS: &[&str] = &["name", "version", "environment"];
 const EXPORTER_KEYS: &[&str] = &[
@@ -34,6 +34,12 @@ const BATCH_KEYS: &[&str] = &[
 ];
 const SAMPLER_KEYS: &[&str] = &["ratio"];
 const TRACING_KEYS: &[&str] = &["bridge", "filter"];
+const LIMITS_KEYS: &[&str] = &[
+    "attribute_value_length",
+    "attributes_per_span",
+    "events_per_span",
+    "attributes_per_event",
+];
 
 /// A value and where it was written.
 #[derive(Clone, Debug)]
@@ -63,6 +69,10 @@ pub(crate) struct FileConfig {
     pub(crate) resource: Vec<(String, Value)>,
     pub(crate) bridge: Option<bool>,
     pub(crate) filter: Option<At<String>>,
+    pub(crate) attribute_value_length: Option<At<usize>>,
+    pub(crate) attributes_per_span: Option<At<usize>>,
+    pub(crate) events_per_span: Option<At<usize>>,
+    pub(crate) attributes_per_event: Option<At<usize>>,
 }
 
 /// `$VAXILA_CONFIG`, else `Vaxila.toml` in `cwd` or the nearest parent that
@@ -123,6 +133,7 @@ pub(crate) fn parse(text: &str, path: Option<PathBuf>) -> Result<FileConfig, Err
             "batch" => doc.batch(entries, &mut config)?,
             "sampler" => doc.sampler(entries, &mut config)?,
             "resource" => doc.resource(entries, &mut config)?,
+            "limits" => doc.limits(entries, &mut config)?,
             _ => doc.tracing(entries, &mut config)?,
         }
     }
@@ -413,6 +424,21 @@ impl Doc<'_> {
                 ));
             };
             config.resource.push((name, typed));
+        }
+        Ok(())
+    }
+
+    fn limits(&self, entries: &DeTable<'_>, config: &mut FileConfig) -> Result<(), Error> {
+        for (key, value) in in_file_order(entries) {
+            let name = key.get_ref().as_ref();
+            let slot = match name {
+                "attribute_value_length" => &mut config.attribute_value_length,
+                "attributes_per_span" => &mut config.attributes_per_span,
+                "events_per_span" => &mut config.events_per_span,
+                "attributes_per_event" => &mut config.attributes_per_event,
+                _ => return Err(self.unknown(key, "limits", LIMITS_KEYS)),
+            };
+            *slot = Some(self.positive(value, &format!("limits.{name}"))?);
         }
         Ok(())
     }

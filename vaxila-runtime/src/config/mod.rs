@@ -99,6 +99,21 @@ pub const OTEL_BSP_EXPORT_TIMEOUT: &str = "OTEL_BSP_EXPORT_TIMEOUT";
 pub const OTEL_BSP_MAX_QUEUE_SIZE: &str = "OTEL_BSP_MAX_QUEUE_SIZE";
 /// Spans in one export request at most.
 pub const OTEL_BSP_MAX_EXPORT_BATCH_SIZE: &str = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE";
+/// The longest attribute value, in bytes; longer strings are cut on a
+/// character boundary. Unset: no limit.
+pub const OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT: &str = "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT";
+/// As `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT`, for spans; read first.
+pub const OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT: &str = "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT";
+/// Attributes per span at most; more are dropped and counted.
+pub const OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT: &str = "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT";
+/// As `OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT`, read after it.
+pub const OTEL_ATTRIBUTE_COUNT_LIMIT: &str = "OTEL_ATTRIBUTE_COUNT_LIMIT";
+/// Events per span at most; more are dropped and counted.
+pub const OTEL_SPAN_EVENT_COUNT_LIMIT: &str = "OTEL_SPAN_EVENT_COUNT_LIMIT";
+/// Attributes per event at most.
+pub const OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT: &str = "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT";
+/// The OpenTelemetry default of the count limits.
+pub const DEFAULT_COUNT_LIMIT: usize = 128;
 /// Which `tracing` spans and events the bridge exports (`EnvFilter` syntax),
 /// over `RUST_LOG` and `[tracing] filter`.
 pub const VAXILA_LOG: &str = "VAXILA_LOG";
@@ -219,6 +234,32 @@ pub struct TracingSettings {
     pub filter: String,
 }
 
+/// How much one span may hold (`[limits]`); the OpenTelemetry defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LimitSettings {
+    /// The longest attribute value in bytes (strings, and each string of
+    /// an array), cut on a character boundary; `None`: no limit.
+    pub attribute_value_length: Option<usize>,
+    /// Attributes per span; more are dropped (and counted in the span).
+    pub attributes_per_span: usize,
+    /// Events per span; more are dropped (and counted in the span).
+    pub events_per_span: usize,
+    /// Attributes per event.
+    pub attributes_per_event: usize,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            attribute_value_length: None,
+            attributes_per_span: DEFAULT_COUNT_LIMIT,
+            events_per_span: DEFAULT_COUNT_LIMIT,
+            attributes_per_event: DEFAULT_COUNT_LIMIT,
+        }
+    }
+}
+
 /// A configuration with every source applied: what `init` will build.
 ///
 /// Its `Debug` never shows the token or header values.
@@ -256,6 +297,8 @@ pub struct Settings {
     pub sampler: SamplerSettings,
     /// The `tracing` bridge.
     pub tracing: TracingSettings,
+    /// How much one span may hold.
+    pub limits: LimitSettings,
     /// The `Vaxila.toml` read, if any.
     pub config_file: Option<PathBuf>,
 }
@@ -296,6 +339,7 @@ struct Overrides {
     resource: Vec<(String, Value)>,
     bridge: Option<bool>,
     filter: Option<String>,
+    attribute_value_length: Option<usize>,
 }
 
 /// The first source that has a value; the ones after it are not even read,
@@ -501,6 +545,23 @@ impl Config {
     #[must_use]
     pub fn with_scheduled_delay(mut self, delay: Duration) -> Self {
         self.code.scheduled_delay = Some(delay);
+        self
+    }
+
+    /// Cuts attribute values longer than `bytes` (on a character boundary),
+    /// over `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT` and `[limits]
+    /// attribute_value_length`. Unset, values are sent whole.
+    ///
+    /// ```
+    /// let settings = vaxila::Config::default()
+    ///     .with_attribute_value_length_limit(1024)
+    ///     .resolve()?;
+    /// assert_eq!(settings.limits.attribute_value_length, Some(1024));
+    /// # Ok::<(), vaxila::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_attribute_value_length_limit(mut self, bytes: usize) -> Self {
+        self.code.attribute_value_length = Some(bytes);
         self
     }
 
@@ -715,6 +776,10 @@ impl Config {
         for (size, call) in [
             (code.max_queue_size, "with_max_queue_size"),
             (code.max_export_batch_size, "with_max_export_batch_size"),
+            (
+                code.attribute_value_length,
+                "with_attribute_value_length_limit",
+            ),
         ] {
             if size == Some(0) {
                 return Err(Error::InvalidValue {
@@ -743,6 +808,31 @@ impl Config {
             parent_based: true,
             ratio: DEFAULT_SAMPLER_RATIO,
         });
+
+        let limits = LimitSettings {
+            attribute_value_length: first!(
+                code.attribute_value_length,
+                env_size(env, OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT)?,
+                env_size(env, OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT)?,
+                file.attribute_value_length.as_ref().map(|at| at.value),
+            ),
+            attributes_per_span: first!(
+                env_size(env, OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT)?,
+                env_size(env, OTEL_ATTRIBUTE_COUNT_LIMIT)?,
+                file.attributes_per_span.as_ref().map(|at| at.value),
+            )
+            .unwrap_or(DEFAULT_COUNT_LIMIT),
+            events_per_span: first!(
+                env_size(env, OTEL_SPAN_EVENT_COUNT_LIMIT)?,
+                file.events_per_span.as_ref().map(|at| at.value),
+            )
+            .unwrap_or(DEFAULT_COUNT_LIMIT),
+            attributes_per_event: first!(
+                env_size(env, OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT)?,
+                file.attributes_per_event.as_ref().map(|at| at.value),
+            )
+            .unwrap_or(DEFAULT_COUNT_LIMIT),
+        };
 
         let tracing = TracingSettings {
             bridge: first!(code.bridge, file.bridge).unwrap_or(true),
@@ -788,6 +878,7 @@ impl Config {
             batch,
             sampler,
             tracing,
+            limits,
             config_file: file.path.clone(),
         })
     }

@@ -14,6 +14,8 @@ use vaxila::ExportStats;
 use vaxila_test_support::{ChildOutput, Receiver, Reply, is_child, run_child};
 
 const TOKEN: &str = "vx_secret_token_for_the_reliability_tests";
+/// A header value from `OTEL_EXPORTER_OTLP_HEADERS`: a secret as well.
+const HEADER_SECRET: &str = "hdr_secret_value_for_the_reliability_tests";
 
 /// Runs the test named `name` as a child, unless this is that child: then
 /// `scenario` runs and `None` comes back.
@@ -24,8 +26,10 @@ fn as_child(name: &str, scenario: impl FnOnce()) -> Option<ChildOutput> {
     }
     let out = run_child(name, name, &["--exact", "--nocapture", "--test-threads=1"]);
     assert!(out.success, "{out:?}");
-    assert!(!out.stderr.contains(TOKEN), "the token leaked: {out:?}");
-    assert!(!out.stdout.contains(TOKEN), "the token leaked: {out:?}");
+    for secret in [TOKEN, HEADER_SECRET] {
+        assert!(!out.stderr.contains(secret), "a secret leaked: {out:?}");
+        assert!(!out.stdout.contains(secret), "a secret leaked: {out:?}");
+    }
     Some(out)
 }
 
@@ -40,6 +44,10 @@ fn config(endpoint: &str) -> vaxila::Config {
         .with_token(TOKEN)
         .with_timeout(Duration::from_millis(1500))
         .with_scheduled_delay(Duration::from_millis(20))
+        .with_env([(
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            format!("x-api-key={HEADER_SECRET}"),
+        )])
 }
 
 fn spans(count: usize) {
@@ -298,6 +306,68 @@ fn a_healthy_endpoint_gets_every_span_ended_before_the_guard_drops() {
             assert_eq!(stats.exported, 4_000, "{stats:?}");
             assert_eq!(stats.dropped + stats.failed + stats.rejected, 0);
             assert_eq!(receiver.span_count(), 4_000);
+            for request in receiver.requests() {
+                assert_eq!(request.header("x-vaxila-token"), Some(TOKEN));
+                assert_eq!(request.header("x-api-key"), Some(HEADER_SECRET));
+            }
         },
     );
+}
+
+#[test]
+fn a_slow_endpoint_is_cut_off_at_the_timeout_and_the_next_export_goes_on() {
+    let Some(out) = as_child(
+        "a_slow_endpoint_is_cut_off_at_the_timeout_and_the_next_export_goes_on",
+        || {
+            // The first answer comes after the timeout; the ones after at once.
+            let (receiver, _) = failing_first(
+                1,
+                Reply {
+                    delay: Duration::from_secs(3),
+                    ..Reply::ok()
+                },
+            );
+            let guard = config(&receiver.endpoint())
+                .with_timeout(Duration::from_millis(300))
+                .with_scheduled_delay(Duration::from_secs(3600))
+                .init()
+                .unwrap();
+            spans(4);
+            assert!(guard.flush().is_err(), "the slow answer is a failure");
+            spans(6);
+            guard.flush().unwrap();
+            let stats = guard.stats();
+            drop(guard);
+            assert_eq!((stats.failed, stats.exported), (4, 6), "{stats:?}");
+        },
+    ) else {
+        return;
+    };
+    assert_eq!(lines_with(&out.stderr, "export works again"), 1, "{out:?}");
+}
+
+#[test]
+fn ending_spans_never_waits_for_a_stuck_export() {
+    as_child("ending_spans_never_waits_for_a_stuck_export", || {
+        let receiver = Receiver::start_with(|_| Reply::hang());
+        // An export that would hold the caller for a minute, if it could.
+        let guard = config(&receiver.endpoint())
+            .with_timeout(Duration::from_secs(60))
+            .with_max_queue_size(1_000)
+            .with_max_export_batch_size(100)
+            .init()
+            .unwrap();
+        let started = Instant::now();
+        spans(20_000);
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_secs(30),
+            "ending spans waited for the export: {took:?}"
+        );
+        let stats = guard.stats();
+        assert_eq!(stats.total(), 20_000, "{stats:?}");
+        assert!(stats.dropped >= 20_000 - 1_000 - 100, "{stats:?}");
+        // The guard would wait the timeout for the hung request: leave it.
+        std::mem::forget(guard);
+    });
 }

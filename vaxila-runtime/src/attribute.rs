@@ -270,7 +270,11 @@ fn cut_string(s: &mut StringValue, limit: usize) {
     if text.len() <= limit {
         return;
     }
-    let end = text.floor_char_boundary(limit);
+    // `str::floor_char_boundary`, which is newer than the MSRV.
+    let end = (0..=limit)
+        .rev()
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(0);
     *s = StringValue::from(text[..end].to_owned());
 }
 

@@ -99,6 +99,13 @@ pub(crate) fn clear_tracer_provider() {
     );
 }
 
+/// Whether a provider is installed: one relaxed load.
+#[cfg(any(feature = "axum", feature = "reqwest", feature = "sqlx"))]
+#[inline]
+pub(crate) fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
 /// The installed tracer, or `None` before `init`.
 #[inline]
 pub(crate) fn tracer() -> Option<SdkTracer> {

@@ -18,6 +18,13 @@ mod pipeline;
 mod span;
 pub mod testing;
 
+#[cfg(feature = "axum")]
+pub mod axum;
+#[cfg(feature = "reqwest")]
+pub mod reqwest;
+#[cfg(feature = "sqlx")]
+pub mod sqlx;
+
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;

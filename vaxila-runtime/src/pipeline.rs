@@ -1,21 +1,18 @@
 //! From resolved [`Settings`] to an installed pipeline: resource, sampler,
 //! processors, the OTLP/HTTP transport, and the globals.
 //!
-//! # Where the HTTP client lives
+//! # The HTTP client
 //!
-//! `reqwest`'s blocking client owns a Tokio runtime on a thread of its own;
-//! building, using or dropping it on a Tokio worker panics ("cannot drop a
-//! runtime in a context where blocking is not allowed", or "cannot start a
-//! runtime from within a runtime" in debug builds). So the [`Transport`]
-//! builds its client lazily, on the first export, which runs on the batch
-//! processor's own thread; every request is sent from that thread; and the
-//! exporter (with the client in it) is shut down and dropped by that thread
-//! too. Nothing the application's threads do (`init`, spans ending, the
-//! guard's flush and shutdown) ever touches the client: they only hand spans
-//! and messages to the batch thread over channels.
+//! Requests are sent with `ureq`, a blocking client with no async runtime
+//! inside, from the batch processor's own thread. So nothing here cares
+//! whether the application runs Tokio, which flavour, or none, and no
+//! runtime is ever built or dropped in an async context. TLS is rustls with
+//! the `ring` provider, handed to the client explicitly: the process-wide
+//! rustls default, and the TLS features of the application's own `reqwest`,
+//! are left alone.
 
 use std::io::Write as _;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry::KeyValue;
@@ -197,13 +194,12 @@ fn otlp_exporter(
 /// The HTTP client of the OTLP exporter: headers and compression exactly as
 /// resolved (the exporter would otherwise read `OTEL_EXPORTER_OTLP_HEADERS`
 /// and `OTEL_EXPORTER_OTLP_COMPRESSION` itself, behind `Config::resolve`'s
-/// back), and a blocking reqwest client that lives on the batch thread.
+/// back), sent with a blocking `ureq` agent.
 struct Transport {
     headers: Vec<(http::HeaderName, http::HeaderValue)>,
     compression: Compression,
     timeout: Duration,
-    tls: rustls::ClientConfig,
-    client: OnceLock<Result<reqwest::blocking::Client, String>>,
+    agent: ureq::Agent,
     /// Where the answers' statuses and partial successes are noted.
     counters: Arc<Counters>,
 }
@@ -225,17 +221,29 @@ impl std::fmt::Debug for Transport {
     }
 }
 
+/// The largest answer read; an OTLP response is a few bytes.
+const MAX_RESPONSE: u64 = 1 << 20;
+
 impl Transport {
     fn new(settings: &Settings, counters: Arc<Counters>) -> Result<Self, Error> {
-        // Built here, on the caller's thread, so that a TLS problem is an
-        // `init` error; it holds no runtime, so it may live anywhere.
+        // Checked here, so that a TLS problem is an `init` error.
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
+        rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(Error::Tls)?;
-        let tls = rustls_platform_verifier::BuilderVerifierExt::with_platform_verifier(tls)
-            .map_err(Error::Tls)?
-            .with_no_client_auth();
+        let tls = ureq::tls::TlsConfig::builder()
+            .provider(ureq::tls::TlsProvider::Rustls)
+            .root_certs(ureq::tls::RootCerts::PlatformVerifier)
+            .unversioned_rustls_crypto_provider(provider)
+            .build();
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(settings.timeout))
+            // Statuses are the exporter's to classify (retry or not).
+            .http_status_as_error(false)
+            .tls_config(tls)
+            .user_agent(concat!("vaxila-rust/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .new_agent();
 
         let mut headers = vec![(http::header::ACCEPT, http::HeaderValue::from_static("*/*"))];
         let user = settings
@@ -259,30 +267,12 @@ impl Transport {
             headers,
             compression: settings.compression,
             timeout: settings.timeout,
-            tls,
-            client: OnceLock::new(),
+            agent,
             counters,
         })
     }
 
-    fn client(&self) -> Result<&reqwest::blocking::Client, HttpError> {
-        self.client
-            .get_or_init(|| {
-                reqwest::blocking::Client::builder()
-                    .timeout(self.timeout)
-                    .tls_backend_preconfigured(self.tls.clone())
-                    .user_agent(concat!("vaxila-rust/", env!("CARGO_PKG_VERSION")))
-                    .build()
-                    .map_err(|e| format!("cannot build the HTTP client: {e}"))
-            })
-            .as_ref()
-            .map_err(|e| HttpError::from(e.clone()))
-    }
-}
-
-#[async_trait::async_trait]
-impl HttpClient for Transport {
-    async fn send_bytes(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
+    fn send(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
         let (mut parts, body) = request.into_parts();
         // Keep what the exporter says about the body, replace everything else.
         let content_type = parts.headers.remove(http::header::CONTENT_TYPE);
@@ -295,9 +285,8 @@ impl HttpClient for Transport {
         for (name, value) in &self.headers {
             parts.headers.insert(name.clone(), value.clone());
         }
-        let body = match self.compression {
+        let body: Vec<u8> = match self.compression {
             Compression::Gzip => {
-                use std::io::Write as _;
                 let mut encoder = flate2::write::GzEncoder::new(
                     Vec::with_capacity(body.len() / 4),
                     flate2::Compression::fast(),
@@ -307,22 +296,20 @@ impl HttpClient for Transport {
                     http::header::CONTENT_ENCODING,
                     http::HeaderValue::from_static("gzip"),
                 );
-                Bytes::from(encoder.finish()?)
+                encoder.finish()?
             }
-            Compression::None => body,
+            Compression::None => body.to_vec(),
         };
-        let response = self
-            .client()?
-            .send_bytes(Request::from_parts(parts, body))
-            .await?;
-        let status = response.status().as_u16();
+        let response = self.agent.run(Request::from_parts(parts, body))?;
+        let (parts, body) = response.into_parts();
+        let body = body.into_with_config().limit(MAX_RESPONSE).read_to_vec()?;
+        let status = parts.status.as_u16();
         self.counters.note_status(status);
-        if response.status().is_success() {
+        if parts.status.is_success() {
             // A `partial_success` is a 200 that rejected part of the batch.
-            let answer = ExportTraceServiceResponse::decode(response.body().as_ref());
             if let Ok(ExportTraceServiceResponse {
                 partial_success: Some(partial),
-            }) = answer
+            }) = ExportTraceServiceResponse::decode(body.as_slice())
                 && partial.rejected_spans > 0
             {
                 self.counters.note_rejected(
@@ -331,6 +318,14 @@ impl HttpClient for Transport {
                 );
             }
         }
-        Ok(response)
+        Ok(Response::from_parts(parts, Bytes::from(body)))
+    }
+}
+
+#[async_trait::async_trait]
+impl HttpClient for Transport {
+    async fn send_bytes(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
+        // Blocking, on the batch thread, which runs nothing else meanwhile.
+        self.send(request)
     }
 }

@@ -516,4 +516,44 @@ impl Span {
     pub(crate) fn context(&self) -> Option<&Context> {
         self.cx.as_ref()
     }
+
+    #[cfg(any(feature = "axum", feature = "reqwest", feature = "sqlx"))]
+    /// A span with a name and attributes known only at run time (the
+    /// integrations' HTTP and database spans), under `parent`; disabled
+    /// before `init`.
+    pub(crate) fn start_named(
+        name: impl FnOnce() -> std::borrow::Cow<'static, str>,
+        kind: SpanKind,
+        attributes: impl FnOnce() -> Vec<KeyValue>,
+        parent: &Context,
+    ) -> Self {
+        let Some(tracer) = crate::global::tracer() else {
+            return Self::DISABLED;
+        };
+        let builder = tracer
+            .span_builder(name())
+            .with_kind(kind)
+            .with_attributes(attributes());
+        let span = tracer.build_with_context(builder, parent);
+        Self::from_context(parent.with_span(span))
+    }
+
+    #[cfg(any(feature = "axum", feature = "reqwest"))]
+    /// Records `value` under a key made at run time.
+    pub(crate) fn set_attribute(&mut self, attribute: KeyValue) {
+        if let Some(cx) = self.cx.as_ref().filter(|_| self.recording) {
+            cx.span().set_attribute(attribute);
+        }
+    }
+
+    #[cfg(any(feature = "axum", feature = "reqwest"))]
+    /// Status Error and `error.type`, without an exception event: an HTTP
+    /// status that means failure is no exception.
+    pub(crate) fn set_failed(&mut self, error_type: String, description: String) {
+        if let Some(cx) = self.cx.as_ref().filter(|_| self.recording) {
+            let span = cx.span();
+            span.set_attribute(KeyValue::new("error.type", error_type));
+            span.set_status(Status::error(description));
+        }
+    }
 }

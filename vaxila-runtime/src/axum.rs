@@ -1,0 +1,271 @@
+//! An HTTP server layer for axum: a server span per request, continuing the caller's trace.
+//!
+//! ```
+//! use axum::{Router, routing::get};
+//!
+//! let app: Router = Router::new()
+//!     .route("/users/{id}", get(|| async { "user" }))
+//!     // After the routes, so that each span knows its route template.
+//!     .layer(vaxila::axum::TraceLayer::new());
+//! ```
+//!
+//! # What a span holds
+//!
+//! Named `GET /users/{id}` (the method and the route template; the method
+//! alone when no route matched), kind `server`, with the attributes of the
+//! current HTTP semantic conventions: `http.request.method`, `url.path`,
+//! `url.scheme`, `http.route`, `http.response.status_code`,
+//! `server.address`, `server.port`, `user_agent.original` and
+//! `network.protocol.version`. A 5xx response (or an error from the inner
+//! service) sets status Error and `error.type`; a 4xx does not, since it is
+//! the client's mistake, not the server's. The query string, the request and
+//! response bodies and every other header are never recorded.
+//!
+//! A request that carries W3C `traceparent` (and `tracestate`) continues the
+//! caller's trace: its server span is a child of the caller's client span. A
+//! malformed `traceparent` is ignored, and the request starts a new trace.
+//!
+//! Handlers run inside the span, so `#[vaxila::instrument]` functions they
+//! call, `tracing` spans and database spans are its children.
+//!
+//! # Why not `opentelemetry-instrumentation-tower`
+//!
+//! That crate records `url.query` (redacting only some keys), brings the
+//! SDK's metrics along, and makes its spans with the global OpenTelemetry
+//! tracer, not through this crate's span support. This layer records no
+//! query string, needs nothing beyond axum, and starts its spans the way
+//! `#[vaxila::instrument]` does.
+
+use std::borrow::Cow;
+use std::fmt::Display;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+
+use ::axum::extract::MatchedPath;
+use ::axum::http::{Method, Request, Response, Version, header};
+use opentelemetry::propagation::Extractor;
+use opentelemetry::trace::{SpanKind, TraceContextExt as _};
+use opentelemetry::{Context, KeyValue};
+
+use crate::__private::Span;
+
+/// The tower layer of this module; see the [module docs](self).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TraceLayer {
+    _private: (),
+}
+
+impl TraceLayer {
+    /// The layer, to pass to `Router::layer` after the routes.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl<S> tower_layer::Layer<S> for TraceLayer {
+    type Service = Trace<S>;
+
+    fn layer(&self, inner: S) -> Trace<S> {
+        Trace { inner }
+    }
+}
+
+/// A service wrapped by [`TraceLayer`].
+#[derive(Clone, Debug)]
+pub struct Trace<S> {
+    inner: S,
+}
+
+impl<S, B, R> tower_service::Service<Request<B>> for Trace<S>
+where
+    S: tower_service::Service<Request<B>, Response = Response<R>>,
+    S::Error: Display,
+{
+    type Response = Response<R>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        if !crate::global::enabled() {
+            return ResponseFuture {
+                future: self.inner.call(request),
+                span: Span::disabled(),
+            };
+        }
+        let parent = parent_of(&request);
+        let span = Span::start_named(
+            || name(&request),
+            SpanKind::Server,
+            || attributes(&request),
+            &parent,
+        );
+        // Whatever the inner service does before its future is first polled
+        // happens inside the span too.
+        let future = match span.context() {
+            Some(cx) => {
+                let _guard = cx.clone().attach();
+                self.inner.call(request)
+            }
+            None => self.inner.call(request),
+        };
+        ResponseFuture { future, span }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of a [`Trace`] service: the inner future, polled inside
+    /// the request's span, which ends with the response.
+    pub struct ResponseFuture<F> {
+        #[pin]
+        future: F,
+        span: Span,
+    }
+}
+
+impl<F, R, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<R>, E>>,
+    E: Display,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, task: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let poll = match this.span.context() {
+            Some(cx) => {
+                let _guard = cx.clone().attach();
+                this.future.poll(task)
+            }
+            None => this.future.poll(task),
+        };
+        if let Poll::Ready(result) = &poll {
+            match result {
+                Ok(response) => {
+                    let status = response.status();
+                    this.span.set_attribute(KeyValue::new(
+                        "http.response.status_code",
+                        i64::from(status.as_u16()),
+                    ));
+                    if status.is_server_error() {
+                        this.span
+                            .set_failed(status.as_str().to_owned(), String::new());
+                    }
+                }
+                Err(error) => this.span.record_error(std::any::type_name::<E>(), error),
+            }
+        }
+        poll
+    }
+}
+
+/// The caller's context from `traceparent`, if it sent a valid one; else the
+/// current context.
+fn parent_of<B>(request: &Request<B>) -> Context {
+    if request.headers().get("traceparent").is_none() {
+        return Context::current();
+    }
+    let extracted = opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.extract(&Headers(request.headers()))
+    });
+    if extracted.span().span_context().is_valid() {
+        extracted
+    } else {
+        Context::current()
+    }
+}
+
+struct Headers<'a>(&'a ::axum::http::HeaderMap);
+
+impl Extractor for Headers<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+fn route<B>(request: &Request<B>) -> Option<&str> {
+    request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str)
+}
+
+/// `GET /users/{id}`, or `GET` when no route matched (a path would make the
+/// name high-cardinality).
+fn name<B>(request: &Request<B>) -> Cow<'static, str> {
+    let method = method(request.method());
+    match route(request) {
+        Some(route) => format!("{method} {route}").into(),
+        None => method.into(),
+    }
+}
+
+/// The method as the semantic conventions want it: a known one, else `_OTHER`.
+fn method(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "_OTHER",
+    }
+}
+
+fn attributes<B>(request: &Request<B>) -> Vec<KeyValue> {
+    let uri = request.uri();
+    let mut attributes = vec![
+        KeyValue::new("http.request.method", method(request.method())),
+        KeyValue::new("url.path", uri.path().to_owned()),
+        KeyValue::new("url.scheme", uri.scheme_str().unwrap_or("http").to_owned()),
+    ];
+    if let Some(route) = route(request) {
+        attributes.push(KeyValue::new("http.route", route.to_owned()));
+    }
+    let authority = uri
+        .authority()
+        .map(|a| (a.host().to_owned(), a.port_u16()))
+        .or_else(|| {
+            let host = request.headers().get(header::HOST)?.to_str().ok()?;
+            let authority = host.parse::<::axum::http::uri::Authority>().ok()?;
+            Some((authority.host().to_owned(), authority.port_u16()))
+        });
+    if let Some((host, port)) = authority {
+        attributes.push(KeyValue::new("server.address", host));
+        if let Some(port) = port {
+            attributes.push(KeyValue::new("server.port", i64::from(port)));
+        }
+    }
+    if let Some(agent) = request
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+    {
+        attributes.push(KeyValue::new("user_agent.original", agent.to_owned()));
+    }
+    let version = match request.version() {
+        Version::HTTP_09 => Some("0.9"),
+        Version::HTTP_10 => Some("1.0"),
+        Version::HTTP_11 => Some("1.1"),
+        Version::HTTP_2 => Some("2"),
+        Version::HTTP_3 => Some("3"),
+        _ => None,
+    };
+    if let Some(version) = version {
+        attributes.push(KeyValue::new("network.protocol.version", version));
+    }
+    attributes
+}

@@ -1,0 +1,191 @@
+//! Client spans and W3C `traceparent` for reqwest, as a `reqwest-middleware` middleware.
+//!
+//! ```
+//! let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+//!     .with(vaxila::reqwest::TraceMiddleware::new())
+//!     .build();
+//! // client.get("http://inventory/items/7").send().await?
+//! ```
+//!
+//! Each request gets a span of kind `client`, a child of the current span,
+//! named after the method (`GET`), with `http.request.method`, `url.full`,
+//! `server.address`, `server.port` and `http.response.status_code`. The
+//! request carries `traceparent` (and `tracestate`), so the server's span,
+//! if it is instrumented, is this span's child in the same trace.
+//!
+//! `url.full` never holds credentials: `user:password@` is removed, and the
+//! values of query parameters whose names look secret (`token`, `key`,
+//! `sig`, `signature`, `password`, `secret`, `auth`, `code`, ...) become
+//! `REDACTED`. A response status of 400 or more, or a failure to send, sets
+//! status Error and `error.type`.
+
+use std::borrow::Cow;
+
+use ::reqwest::{Request, Response};
+use ::reqwest_middleware::{Middleware, Next, Result};
+use http::Extensions;
+use opentelemetry::propagation::Injector;
+use opentelemetry::trace::SpanKind;
+use opentelemetry::{Context, KeyValue};
+
+use crate::__private::Span;
+
+/// The middleware of this module; see the [module docs](self).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TraceMiddleware {
+    _private: (),
+}
+
+impl TraceMiddleware {
+    /// The middleware, to pass to `reqwest_middleware::ClientBuilder::with`.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait::async_trait]
+impl Middleware for TraceMiddleware {
+    async fn handle(
+        &self,
+        mut request: Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> Result<Response> {
+        if !crate::global::enabled() {
+            return next.run(request, extensions).await;
+        }
+        let mut span = Span::start_named(
+            || Cow::Borrowed(method(request.method())),
+            SpanKind::Client,
+            || attributes(&request),
+            &Context::current(),
+        );
+        if let Some(cx) = span.context() {
+            opentelemetry::global::get_text_map_propagator(|propagator| {
+                propagator.inject_context(cx, &mut Headers(request.headers_mut()));
+            });
+        }
+        let result = span.instrument(next.run(request, extensions)).await;
+        match &result {
+            Ok(response) => {
+                let status = response.status();
+                span.set_attribute(KeyValue::new(
+                    "http.response.status_code",
+                    i64::from(status.as_u16()),
+                ));
+                if status.as_u16() >= 400 {
+                    span.set_failed(status.as_str().to_owned(), String::new());
+                }
+            }
+            Err(error) => span.record_error("reqwest_middleware::Error", error),
+        }
+        result
+    }
+}
+
+struct Headers<'a>(&'a mut http::HeaderMap);
+
+impl Injector for Headers<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(key.as_bytes()),
+            http::HeaderValue::from_str(&value),
+        ) {
+            self.0.insert(name, value);
+        }
+    }
+}
+
+fn method(method: &http::Method) -> &'static str {
+    match *method {
+        http::Method::GET => "GET",
+        http::Method::POST => "POST",
+        http::Method::PUT => "PUT",
+        http::Method::DELETE => "DELETE",
+        http::Method::PATCH => "PATCH",
+        http::Method::HEAD => "HEAD",
+        http::Method::OPTIONS => "OPTIONS",
+        http::Method::CONNECT => "CONNECT",
+        http::Method::TRACE => "TRACE",
+        _ => "_OTHER",
+    }
+}
+
+fn attributes(request: &Request) -> Vec<KeyValue> {
+    let url = request.url();
+    let mut attributes = vec![
+        KeyValue::new("http.request.method", method(request.method())),
+        KeyValue::new("url.full", full_url(url)),
+    ];
+    if let Some(host) = url.host_str() {
+        attributes.push(KeyValue::new("server.address", host.to_owned()));
+    }
+    if let Some(port) = url.port_or_known_default() {
+        attributes.push(KeyValue::new("server.port", i64::from(port)));
+    }
+    attributes
+}
+
+/// Query parameter names whose values are credentials more often than not.
+const SECRET_PARAMS: &[&str] = &[
+    "token",
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "key",
+    "api_key",
+    "apikey",
+    "sig",
+    "signature",
+    "x-amz-signature",
+    "x-amz-credential",
+    "x-amz-security-token",
+    "x-goog-signature",
+    "x-goog-credential",
+    "password",
+    "passwd",
+    "secret",
+    "client_secret",
+    "auth",
+    "code",
+    "session",
+];
+
+/// The URL without `user:password@`, with secret-looking query values redacted.
+fn full_url(url: &::reqwest::Url) -> String {
+    let mut url = url.clone();
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    if url.query().is_some() {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| {
+                let secret = SECRET_PARAMS.iter().any(|s| k.eq_ignore_ascii_case(s));
+                let v = if secret { "REDACTED".into() } else { v };
+                (k.into_owned(), v.into_owned())
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    url.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_lose_credentials_and_secret_query_values() {
+        let url = ::reqwest::Url::parse(
+            "https://user:pw@api.example.com:8443/v1/items?id=7&token=abc&Signature=xyz",
+        )
+        .unwrap();
+        assert_eq!(
+            full_url(&url),
+            "https://api.example.com:8443/v1/items?id=7&token=REDACTED&Signature=REDACTED"
+        );
+        let plain = ::reqwest::Url::parse("http://localhost/health").unwrap();
+        assert_eq!(full_url(&plain), "http://localhost/health");
+    }
+}

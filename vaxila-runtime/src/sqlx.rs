@@ -1,0 +1,333 @@
+//! Database spans for sqlx: a pool wrapper that is an executor like the pool itself.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), sqlx::Error> {
+//! let pool = sqlx::SqlitePool::connect("sqlite::memory:").await?;
+//! let db = vaxila::sqlx::Traced::new(pool).with_namespace("shop");
+//!
+//! // Every query run on `&db` is a span.
+//! let rows = sqlx::query("SELECT id, name FROM users WHERE id = ?")
+//!     .bind(7)
+//!     .fetch_all(&db)
+//!     .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! sqlx reports no query timings of its own, so the wrapper times each query
+//! where it runs: a span of kind `client`, a child of the current span,
+//! named `SELECT users` (the operation and the table, where the statement
+//! names one simply; else the operation), with `db.system.name` (`sqlite`,
+//! `postgresql`, `mysql`), `db.namespace` (when set), `db.operation.name`,
+//! `db.collection.name` and `db.query.text`: the statement as written, with
+//! its `?`/`$1` placeholders and never the bound values. The span lasts
+//! from the first poll to the last row (or until the caller stops reading).
+//! An error sets status Error, `error.type` and an `exception` event.
+//!
+//! `Traced` derefs to the pool, so `db.begin()`, `db.acquire()` and the rest
+//! are still there (queries run on a transaction or a connection taken from
+//! it are not traced).
+
+use std::borrow::Cow;
+use std::fmt;
+use std::ops::Deref;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+
+use ::sqlx::{Database, Describe, Either, Error, Execute, Executor, Pool};
+use futures_core::Stream;
+use futures_core::future::BoxFuture;
+use futures_core::stream::BoxStream;
+use opentelemetry::trace::SpanKind;
+use opentelemetry::{Context, KeyValue};
+
+use crate::__private::Span;
+
+/// A sqlx pool whose queries are spans; see the [module docs](self).
+pub struct Traced<DB: Database> {
+    pool: Pool<DB>,
+    namespace: Option<Cow<'static, str>>,
+}
+
+impl<DB: Database> Traced<DB> {
+    /// Traces the queries run on `pool` through the wrapper.
+    #[must_use]
+    pub fn new(pool: Pool<DB>) -> Self {
+        Self {
+            pool,
+            namespace: None,
+        }
+    }
+
+    /// Sets `db.namespace`: the database (or schema) the pool works in.
+    #[must_use]
+    pub fn with_namespace(mut self, namespace: impl Into<Cow<'static, str>>) -> Self {
+        self.namespace = Some(namespace.into());
+        self
+    }
+
+    /// The pool itself, untraced.
+    #[must_use]
+    pub fn pool(&self) -> &Pool<DB> {
+        &self.pool
+    }
+
+    fn span(&self, sql: &str) -> Span {
+        let statement = Statement::parse(sql);
+        Span::start_named(
+            || statement.span_name().into(),
+            SpanKind::Client,
+            || {
+                let mut attributes = vec![KeyValue::new("db.system.name", system::<DB>())];
+                if let Some(namespace) = &self.namespace {
+                    attributes.push(KeyValue::new("db.namespace", namespace.clone()));
+                }
+                if let Some(operation) = &statement.operation {
+                    attributes.push(KeyValue::new("db.operation.name", operation.clone()));
+                }
+                if let Some(collection) = &statement.collection {
+                    attributes.push(KeyValue::new("db.collection.name", collection.clone()));
+                }
+                attributes.push(KeyValue::new("db.query.text", sql.to_owned()));
+                attributes
+            },
+            &Context::current(),
+        )
+    }
+}
+
+impl<DB: Database> Clone for Traced<DB> {
+    fn clone(&self) -> Self {
+        Self {
+            pool: self.pool.clone(),
+            namespace: self.namespace.clone(),
+        }
+    }
+}
+
+impl<DB: Database> fmt::Debug for Traced<DB> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Traced")
+            .field("pool", &self.pool)
+            .field("namespace", &self.namespace)
+            .finish()
+    }
+}
+
+impl<DB: Database> Deref for Traced<DB> {
+    type Target = Pool<DB>;
+
+    fn deref(&self) -> &Pool<DB> {
+        &self.pool
+    }
+}
+
+impl<'p, DB: Database> Executor<'p> for &'p Traced<DB>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+{
+    type Database = DB;
+
+    fn fetch_many<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxStream<'e, Result<Either<DB::QueryResult, DB::Row>, Error>>
+    where
+        'p: 'e,
+        E: 'q + Execute<'q, DB>,
+    {
+        if !crate::global::enabled() {
+            return self.pool.fetch_many(query);
+        }
+        let span = self.span(query.sql());
+        let inner = self.pool.fetch_many(query);
+        Box::pin(TracedStream { inner, span })
+    }
+
+    fn fetch_optional<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxFuture<'e, Result<Option<DB::Row>, Error>>
+    where
+        'p: 'e,
+        E: 'q + Execute<'q, DB>,
+    {
+        if !crate::global::enabled() {
+            return self.pool.fetch_optional(query);
+        }
+        let mut span = self.span(query.sql());
+        let inner = self.pool.fetch_optional(query);
+        Box::pin(async move {
+            let result = span.instrument(inner).await;
+            if let Err(error) = &result {
+                span.record_error(error_type(error), error);
+            }
+            result
+        })
+    }
+
+    fn prepare_with<'e, 'q: 'e>(
+        self,
+        sql: &'q str,
+        parameters: &'e [DB::TypeInfo],
+    ) -> BoxFuture<'e, Result<DB::Statement<'q>, Error>>
+    where
+        'p: 'e,
+    {
+        self.pool.prepare_with(sql, parameters)
+    }
+
+    fn describe<'e, 'q: 'e>(self, sql: &'q str) -> BoxFuture<'e, Result<Describe<DB>, Error>>
+    where
+        'p: 'e,
+    {
+        self.pool.describe(sql)
+    }
+}
+
+/// A query's stream of results, polled inside its span; the span ends when
+/// the stream does, or when it is dropped.
+struct TracedStream<'e, T> {
+    inner: BoxStream<'e, Result<T, Error>>,
+    span: Span,
+}
+
+impl<T> Stream for TracedStream<'_, T> {
+    type Item = Result<T, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, task: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        let poll = match this.span.context() {
+            Some(cx) => {
+                let _guard = cx.clone().attach();
+                this.inner.as_mut().poll_next(task)
+            }
+            None => this.inner.as_mut().poll_next(task),
+        };
+        if let Poll::Ready(Some(Err(error))) = &poll {
+            this.span.record_error(error_type(error), error);
+        }
+        poll
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.inner.size_hint()
+    }
+}
+
+/// `db.system.name`, from the driver's name.
+fn system<DB: Database>() -> &'static str {
+    match DB::NAME {
+        "SQLite" => "sqlite",
+        "PostgreSQL" => "postgresql",
+        "MySQL" => "mysql",
+        "MSSQL" => "microsoft.sql_server",
+        _ => "other_sql",
+    }
+}
+
+fn error_type(error: &Error) -> &'static str {
+    match error {
+        Error::Database(_) => "sqlx::Error::Database",
+        Error::RowNotFound => "sqlx::Error::RowNotFound",
+        Error::PoolTimedOut => "sqlx::Error::PoolTimedOut",
+        Error::PoolClosed => "sqlx::Error::PoolClosed",
+        Error::Io(_) => "sqlx::Error::Io",
+        Error::Tls(_) => "sqlx::Error::Tls",
+        Error::Protocol(_) => "sqlx::Error::Protocol",
+        Error::ColumnNotFound(_) => "sqlx::Error::ColumnNotFound",
+        Error::ColumnDecode { .. } => "sqlx::Error::ColumnDecode",
+        Error::Decode(_) => "sqlx::Error::Decode",
+        Error::Configuration(_) => "sqlx::Error::Configuration",
+        _ => "sqlx::Error",
+    }
+}
+
+/// What the span name and attributes say of a statement, read without a
+/// SQL parser: the first keyword, and the table of a simple statement.
+#[derive(Debug, PartialEq)]
+struct Statement {
+    operation: Option<String>,
+    collection: Option<String>,
+}
+
+impl Statement {
+    fn parse(sql: &str) -> Self {
+        let mut words = sql
+            .split(|c: char| c.is_whitespace() || c == ',' || c == ';')
+            .filter(|w| !w.is_empty());
+        let operation = words
+            .next()
+            .filter(|w| w.chars().all(|c| c.is_ascii_alphabetic()))
+            .map(str::to_ascii_uppercase);
+        let after = match operation.as_deref() {
+            Some("SELECT" | "DELETE") => Some("FROM"),
+            Some("INSERT" | "REPLACE") => Some("INTO"),
+            Some("UPDATE") => None,
+            _ => {
+                return Self {
+                    operation,
+                    collection: None,
+                };
+            }
+        };
+        let collection = match after {
+            None => words.next(),
+            Some(keyword) => {
+                let mut words = words.skip_while(|w| !w.eq_ignore_ascii_case(keyword));
+                words.next();
+                words.next()
+            }
+        }
+        // `items(id, name)` names `items`; `(SELECT ...)` names nothing.
+        .map(|w| w.split('(').next().unwrap_or_default())
+        .map(|w| w.trim_matches(|c| c == '"' || c == '`' || c == '[' || c == ']'))
+        .filter(|w| {
+            !w.is_empty()
+                && w.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        })
+        .map(str::to_owned);
+        Self {
+            operation,
+            collection,
+        }
+    }
+
+    fn span_name(&self) -> String {
+        match (&self.operation, &self.collection) {
+            (Some(operation), Some(collection)) => format!("{operation} {collection}"),
+            (Some(operation), None) => operation.clone(),
+            (None, _) => "query".to_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Statement;
+
+    fn name(sql: &str) -> String {
+        Statement::parse(sql).span_name()
+    }
+
+    #[test]
+    fn span_names_are_the_operation_and_the_table() {
+        assert_eq!(
+            name("SELECT id, name FROM users WHERE id = ?"),
+            "SELECT users"
+        );
+        assert_eq!(name("select * from \"orders\""), "SELECT orders");
+        assert_eq!(
+            name("INSERT INTO items (id, name) VALUES ($1, $2)"),
+            "INSERT items"
+        );
+        assert_eq!(name("UPDATE shop.items SET n = n + 1"), "UPDATE shop.items");
+        assert_eq!(name("DELETE FROM sessions"), "DELETE sessions");
+        assert_eq!(name("CREATE TABLE t (id INTEGER)"), "CREATE");
+        assert_eq!(name("SELECT 1"), "SELECT");
+        assert_eq!(name("INSERT INTO items(id) VALUES (1)"), "INSERT items");
+        assert_eq!(name("SELECT * FROM (SELECT 1)"), "SELECT");
+        assert_eq!(name("  "), "query");
+        assert_eq!(name("WITH x AS (SELECT 1) SELECT * FROM x"), "WITH");
+    }
+}

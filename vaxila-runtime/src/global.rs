@@ -1,7 +1,8 @@
 //! The tracer that instrumented code records to, installed by `init` or by hand.
 
+use std::cell::RefCell;
 use std::sync::RwLock;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use opentelemetry::InstrumentationScope;
 use opentelemetry::trace::TracerProvider as _;
@@ -11,6 +12,14 @@ use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 /// pays one relaxed load and nothing else.
 static ENABLED: AtomicBool = AtomicBool::new(false);
 static TRACER: RwLock<Option<SdkTracer>> = RwLock::new(None);
+/// Bumped after every change of `TRACER`, so that each thread's copy
+/// (`CACHE`) knows when to read it again: a span then costs a relaxed load
+/// and a thread-local access, not a lock.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    static CACHE: RefCell<(u64, Option<SdkTracer>)> = const { RefCell::new((u64::MAX, None)) };
+}
 /// Set while the [`Guard`](crate::Guard) of an `init` call is alive.
 static INITIALIZED: AtomicBool = AtomicBool::new(false);
 
@@ -70,6 +79,7 @@ pub(crate) fn scope() -> InstrumentationScope {
 pub fn set_tracer_provider(provider: SdkTracerProvider) {
     let tracer = provider.tracer_with_scope(scope());
     *TRACER.write().unwrap_or_else(|e| e.into_inner()) = Some(tracer);
+    GENERATION.fetch_add(1, Ordering::Release);
     opentelemetry::global::set_tracer_provider(provider);
     ENABLED.store(true, Ordering::Release);
     // `init` sets the configured filter after this.
@@ -85,6 +95,7 @@ pub(crate) fn set_tracer_provider_if_none(provider: &SdkTracerProvider) -> bool 
         return false;
     }
     *tracer = Some(provider.tracer_with_scope(scope()));
+    GENERATION.fetch_add(1, Ordering::Release);
     opentelemetry::global::set_tracer_provider(provider.clone());
     ENABLED.store(true, Ordering::Release);
     true
@@ -94,6 +105,7 @@ pub(crate) fn set_tracer_provider_if_none(provider: &SdkTracerProvider) -> bool 
 pub(crate) fn clear_tracer_provider() {
     ENABLED.store(false, Ordering::Release);
     *TRACER.write().unwrap_or_else(|e| e.into_inner()) = None;
+    GENERATION.fetch_add(1, Ordering::Release);
     opentelemetry::global::set_tracer_provider(
         opentelemetry::trace::noop::NoopTracerProvider::new(),
     );
@@ -112,5 +124,20 @@ pub(crate) fn tracer() -> Option<SdkTracer> {
     if !ENABLED.load(Ordering::Relaxed) {
         return None;
     }
+    let generation = GENERATION.load(Ordering::Acquire);
+    CACHE
+        .try_with(|cache| match cache.try_borrow_mut() {
+            Ok(mut cache) => {
+                if cache.0 != generation {
+                    *cache = (generation, installed());
+                }
+                cache.1.clone()
+            }
+            Err(_) => installed(),
+        })
+        .unwrap_or_else(|_| installed())
+}
+
+fn installed() -> Option<SdkTracer> {
     TRACER.read().unwrap_or_else(|e| e.into_inner()).clone()
 }

@@ -31,7 +31,7 @@ use crate::config::{Compression, Exporter, Secret, Settings, TOKEN_HEADER};
 use crate::console::ConsoleExporter;
 use crate::error::Error;
 use crate::guard::Guard;
-use crate::testing::CaptureProcessor;
+use crate::testing::{Capture, CaptureProcessor};
 
 /// Builds the pipeline `settings` describe and installs it: the tracer
 /// provider (for instrumented code and the OpenTelemetry global), and the W3C
@@ -79,9 +79,7 @@ pub(crate) fn build(settings: &Settings) -> Result<Pipeline, Error> {
             max_events_per_span: count(settings.limits.events_per_span),
             max_attributes_per_event: count(settings.limits.attributes_per_event),
             ..SpanLimits::default()
-        })
-        // Every pipeline feeds `vaxila::testing::capture`.
-        .with_span_processor(CaptureProcessor);
+        });
     let mut counters = None;
     let builder = match settings.exporter {
         Exporter::Otlp => {
@@ -98,14 +96,14 @@ pub(crate) fn build(settings: &Settings) -> Result<Pipeline, Error> {
             )
             .map_err(Error::Thread)?;
             counters = Some(shared);
-            builder.with_span_processor(processor)
+            // Every pipeline feeds `vaxila::testing::capture`.
+            builder.with_span_processor(Capture(processor))
         }
         // Synchronous: each line is printed as the span ends, from the thread
         // that ends it, so a debugging session sees spans at once and in order.
-        Exporter::Console => {
-            builder.with_span_processor(SimpleSpanProcessor::new(ConsoleExporter::stderr()))
-        }
-        _ => builder,
+        Exporter::Console => builder
+            .with_span_processor(Capture(SimpleSpanProcessor::new(ConsoleExporter::stderr()))),
+        _ => builder.with_span_processor(CaptureProcessor),
     };
     Ok(Pipeline {
         provider: builder.build(),

@@ -96,16 +96,17 @@ impl Span {
         meta: &'static Meta,
         parent: &Context,
     ) -> Self {
-        let builder = tracer
-            .span_builder(meta.name)
-            .with_kind(meta.kind.clone())
-            .with_attributes([
+        let builder = tracer.span_builder(meta.name).with_kind(meta.kind.clone());
+        let mut span = tracer.build_with_context(builder, parent);
+        let recording = span.is_recording();
+        // After the sampling decision: an unsampled span allocates nothing for them.
+        if recording {
+            span.set_attributes([
                 KeyValue::new("code.function.name", meta.function),
                 KeyValue::new("code.file.path", meta.file),
                 KeyValue::new("code.line.number", i64::from(meta.line)),
             ]);
-        let span = tracer.build_with_context(builder, parent);
-        let recording = span.is_recording();
+        }
         Self {
             cx: Some(parent.with_span(span)),
             recording,

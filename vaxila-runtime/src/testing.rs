@@ -55,17 +55,8 @@ impl SpanProcessor for CaptureProcessor {
     fn on_start(&self, _: &mut opentelemetry_sdk::trace::Span, _: &Context) {}
 
     fn on_end(&self, span: SpanData) {
-        if CAPTURING.load(Ordering::Relaxed) == 0 {
-            return;
-        }
-        let thread = std::thread::current().id();
-        let sink = lock(&SINKS)
-            .iter()
-            .rev()
-            .find(|(t, _)| *t == thread)
-            .map(|(_, sink)| Arc::clone(sink));
-        if let Some(sink) = sink {
-            lock(&sink).push(span);
+        if CAPTURING.load(Ordering::Relaxed) != 0 {
+            offer(&span);
         }
     }
 
@@ -79,6 +70,50 @@ impl SpanProcessor for CaptureProcessor {
 }
 
 /// Whether [`init_console`] was called: the kit's provider then prints too.
+/// Gives `span` to the `capture` running on this thread, if any.
+fn offer(span: &SpanData) {
+    let thread = std::thread::current().id();
+    let sink = lock(&SINKS)
+        .iter()
+        .rev()
+        .find(|(t, _)| *t == thread)
+        .map(|(_, sink)| Arc::clone(sink));
+    if let Some(sink) = sink {
+        lock(&sink).push(span.clone());
+    }
+}
+
+/// `processor`, and `capture` too: one processor, so that the SDK hands
+/// each span over without the copy it makes for every processor but the
+/// last; the span is copied only while a `capture` runs.
+#[derive(Debug)]
+pub(crate) struct Capture<P>(pub(crate) P);
+
+impl<P: SpanProcessor> SpanProcessor for Capture<P> {
+    fn on_start(&self, span: &mut opentelemetry_sdk::trace::Span, cx: &Context) {
+        self.0.on_start(span, cx);
+    }
+
+    fn on_end(&self, span: SpanData) {
+        if CAPTURING.load(Ordering::Relaxed) != 0 {
+            offer(&span);
+        }
+        self.0.on_end(span);
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.0.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.0.shutdown_with_timeout(timeout)
+    }
+
+    fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {
+        self.0.set_resource(resource);
+    }
+}
+
 static CONSOLE: AtomicBool = AtomicBool::new(false);
 
 /// Installs the kit's provider unless a pipeline is installed: it feeds
@@ -91,10 +126,9 @@ fn ensure_provider() {
     }
     let provider = KIT.get_or_init(|| {
         SdkTracerProvider::builder()
-            .with_span_processor(CaptureProcessor)
-            .with_span_processor(ConsoleOnceAsked(SimpleSpanProcessor::new(
+            .with_span_processor(Capture(ConsoleOnceAsked(SimpleSpanProcessor::new(
                 ConsoleExporter::new(TestOutput),
-            )))
+            ))))
             .build()
     });
     crate::global::set_tracer_provider_if_none(provider);

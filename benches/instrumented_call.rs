@@ -1,0 +1,125 @@
+//! What one instrumented call costs on the caller's thread, for every stack,
+//! measured side by side in one run:
+//!
+//! ```sh
+//! cargo bench --bench instrumented_call
+//! ```
+//!
+//! Every exporting stack sends OTLP/HTTP with gzip to the same loopback sink
+//! (`support::Sink`), so each pays for a real export on its export thread.
+//! See `docs/benchmarks.md` for the results and what each number includes.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use opentelemetry::KeyValue;
+use opentelemetry::trace::{TraceContextExt as _, Tracer as _, TracerProvider as _};
+use opentelemetry_sdk::trace::Sampler;
+use tracing_subscriber::layer::SubscriberExt as _;
+
+mod support;
+
+#[inline(never)]
+fn bare(id: i64) -> i64 {
+    black_box(id).wrapping_mul(3)
+}
+
+#[vaxila::instrument(args(id))]
+#[inline(never)]
+fn with_vaxila(id: i64) -> i64 {
+    black_box(id).wrapping_mul(3)
+}
+
+#[tracing::instrument(skip_all, fields(id = id))]
+#[inline(never)]
+fn with_tracing(id: i64) -> i64 {
+    black_box(id).wrapping_mul(3)
+}
+
+#[fastrace::trace]
+#[inline(never)]
+fn with_fastrace(id: i64) -> i64 {
+    black_box(id).wrapping_mul(3)
+}
+
+#[inline(never)]
+fn with_sdk(tracer: &opentelemetry_sdk::trace::SdkTracer, id: i64) -> i64 {
+    tracer.in_span("with_sdk", |cx| {
+        cx.span().set_attribute(KeyValue::new("id", id));
+        black_box(id).wrapping_mul(3)
+    })
+}
+
+struct Discard;
+
+impl fastrace::collector::Reporter for Discard {
+    fn report(&mut self, spans: Vec<fastrace::collector::SpanRecord>) {
+        black_box(spans);
+    }
+}
+
+fn vaxila(sink: &support::Sink, ratio: f64) -> vaxila::Guard {
+    vaxila::Config::default()
+        .with_service_name("bench")
+        .with_endpoint(sink.endpoint.clone())
+        .with_sampler_ratio(ratio)
+        .with_tracing_bridge(false)
+        .init()
+        .expect("vaxila::init")
+}
+
+fn instrumented_call(c: &mut Criterion) {
+    let sink = support::Sink::start();
+    let mut group = c.benchmark_group("instrumented_call");
+
+    group.bench_function("bare", |b| b.iter(|| bare(black_box(42))));
+    group.bench_function("vaxila_before_init", |b| {
+        b.iter(|| with_vaxila(black_box(42)));
+    });
+    group.bench_function("tracing_no_subscriber", |b| {
+        b.iter(|| with_tracing(black_box(42)));
+    });
+
+    let guard = vaxila(&sink, 0.0);
+    group.bench_function("vaxila_unsampled", |b| {
+        b.iter(|| with_vaxila(black_box(42)));
+    });
+    drop(guard);
+
+    let guard = vaxila(&sink, 1.0);
+    group.bench_function("vaxila_sampled", |b| b.iter(|| with_vaxila(black_box(42))));
+    eprintln!("vaxila_sampled: {}", guard.stats());
+    drop(guard);
+
+    let provider = support::sdk_provider(&sink.endpoint, Sampler::AlwaysOn);
+    let tracer = provider.tracer("bench");
+    group.bench_function("otel_sdk_in_span", |b| {
+        b.iter(|| with_sdk(&tracer, black_box(42)));
+    });
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bench")));
+    tracing::subscriber::with_default(subscriber, || {
+        group.bench_function("tracing_opentelemetry", |b| {
+            b.iter(|| with_tracing(black_box(42)));
+        });
+    });
+    let _ = provider.shutdown();
+
+    let off = support::sdk_provider(&sink.endpoint, Sampler::AlwaysOff);
+    let tracer = off.tracer("bench");
+    group.bench_function("otel_sdk_always_off", |b| {
+        b.iter(|| with_sdk(&tracer, black_box(42)));
+    });
+    let _ = off.shutdown();
+
+    fastrace::set_reporter(Discard, fastrace::collector::Config::default());
+    let root = fastrace::Span::root("root", fastrace::prelude::SpanContext::random());
+    let _parent = root.set_local_parent();
+    group.bench_function("fastrace_child", |b| {
+        b.iter(|| with_fastrace(black_box(42)));
+    });
+    group.finish();
+}
+
+criterion_group!(benches, instrumented_call);
+criterion_main!(benches);

@@ -242,6 +242,13 @@ fn bounded(
     match receiver.recv_timeout(deadline) {
         Ok(Ok(())) => Ok(()),
         Ok(Err(OTelSdkError::Timeout(after))) => Err(Error::Timeout { operation, after }),
+        // The provider wraps its processors' answers: a timeout is still one.
+        Ok(Err(OTelSdkError::InternalFailure(message))) if message.contains("Timeout(") => {
+            Err(Error::Timeout {
+                operation,
+                after: deadline,
+            })
+        }
         Ok(Err(source)) => Err(Error::Export { operation, source }),
         Err(mpsc::RecvTimeoutError::Timeout) => Err(Error::Timeout {
             operation,

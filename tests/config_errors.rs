@@ -170,6 +170,44 @@ fn a_missing_token_file_names_the_path_relative_to_the_config_file() {
 }
 
 #[test]
+fn a_token_http_cannot_carry_is_an_error_that_never_shows_it() {
+    let path = temp_file("two-line-token", "[exporter]\ntoken_file = \"token\"\n");
+    std::fs::write(
+        path.with_file_name("token"),
+        "vx_first_line\nvx_second_line\n",
+    )
+    .unwrap();
+    let err = Config::from_path(&path).unwrap().resolve().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}:2:14: header `X-Vaxila-Token` is not a valid HTTP header (value is malformed)",
+            path.display()
+        )
+    );
+    assert!(!format!("{err:?}").contains("vx_first_line"));
+
+    assert_eq!(
+        env_error(&[("VAXILA_TOKEN", "vx_a\u{7}b")]),
+        "environment variable VAXILA_TOKEN: header `X-Vaxila-Token` is not a valid HTTP header (value is malformed)"
+    );
+}
+
+#[test]
+fn an_empty_token_variable_is_no_token() {
+    let settings = Config::default()
+        .with_env([("VAXILA_TOKEN", "  ")])
+        .resolve()
+        .unwrap();
+    assert!(settings.token.is_none());
+    assert_eq!(
+        settings.exporter,
+        vaxila::Exporter::Console,
+        "auto falls back to the console"
+    );
+}
+
+#[test]
 fn a_missing_config_file_names_its_path() {
     let err = Config::from_path("/nonexistent/dir/Vaxila.toml").unwrap_err();
     assert!(

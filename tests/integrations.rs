@@ -328,6 +328,10 @@ fn a_failing_query_marks_its_span_failed() {
         Some("sqlx::Error::Database")
     );
     assert!(failed.events.iter().any(|e| e.name == "exception"));
+    assert!(
+        attr(failed, "db.response.status_code").is_some(),
+        "the SQLSTATE"
+    );
     let counted = one(&spans, "SELECT orders");
     assert_eq!(status_code(counted), 0);
     assert_eq!(attr(counted, "db.namespace"), None, "none was set");

@@ -16,6 +16,8 @@ use vaxila_test_support::{ChildOutput, Receiver, Reply, is_child, run_child};
 const TOKEN: &str = "vx_secret_token_for_the_reliability_tests";
 /// A header value from `OTEL_EXPORTER_OTLP_HEADERS`: a secret as well.
 const HEADER_SECRET: &str = "hdr_secret_value_for_the_reliability_tests";
+/// A key in the endpoint's query string, as some proxies want it.
+const QUERY_SECRET: &str = "query_secret_for_the_reliability_tests";
 
 /// Runs the test named `name` as a child, unless this is that child: then
 /// `scenario` runs and `None` comes back.
@@ -26,7 +28,7 @@ fn as_child(name: &str, scenario: impl FnOnce()) -> Option<ChildOutput> {
     }
     let out = run_child(name, name, &["--exact", "--nocapture", "--test-threads=1"]);
     assert!(out.success, "{out:?}");
-    for secret in [TOKEN, HEADER_SECRET] {
+    for secret in [TOKEN, HEADER_SECRET, QUERY_SECRET] {
         assert!(!out.stderr.contains(secret), "a secret leaked: {out:?}");
         assert!(!out.stdout.contains(secret), "a secret leaked: {out:?}");
     }
@@ -61,7 +63,7 @@ fn closed_port() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     drop(listener);
-    format!("http://{addr}/v1/traces")
+    format!("http://{addr}/v1/traces?key={QUERY_SECRET}")
 }
 
 fn shut_down(guard: vaxila::Guard) -> ExportStats {

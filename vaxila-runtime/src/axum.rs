@@ -39,16 +39,18 @@
 use std::borrow::Cow;
 use std::fmt::Display;
 use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
 use ::axum::extract::MatchedPath;
-use ::axum::http::{Method, Request, Response, Version, header};
+use ::axum::http::{Request, Response, Version, header};
 use opentelemetry::propagation::Extractor;
 use opentelemetry::trace::{SpanKind, TraceContextExt as _};
 use opentelemetry::{Context, KeyValue};
 
 use crate::__private::Span;
+use crate::semconv::method;
 
 /// The tower layer of this module; see the [module docs](self).
 #[derive(Clone, Copy, Debug, Default)]
@@ -96,6 +98,7 @@ where
             return ResponseFuture {
                 future: self.inner.call(request),
                 span: Span::disabled(),
+                done: false,
             };
         }
         let parent = parent_of(&request);
@@ -114,17 +117,33 @@ where
             }
             None => self.inner.call(request),
         };
-        ResponseFuture { future, span }
+        ResponseFuture {
+            future,
+            span,
+            done: false,
+        }
     }
 }
 
 pin_project_lite::pin_project! {
     /// The future of a [`Trace`] service: the inner future, polled inside
-    /// the request's span, which ends with the response.
+    /// the request's span, which ends with the response (with
+    /// `vaxila.cancelled = true` if the future is dropped first, as when the
+    /// client goes away).
     pub struct ResponseFuture<F> {
         #[pin]
         future: F,
         span: Span,
+        done: bool,
+    }
+
+    impl<F> PinnedDrop for ResponseFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if !*this.done {
+                this.span.record_cancelled();
+            }
+        }
     }
 }
 
@@ -137,14 +156,23 @@ where
 
     fn poll(self: Pin<&mut Self>, task: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let poll = match this.span.context() {
-            Some(cx) => {
-                let _guard = cx.clone().attach();
-                this.future.poll(task)
-            }
-            None => this.future.poll(task),
+        let Some(cx) = this.span.context() else {
+            return this.future.poll(task);
         };
+        let guard = cx.clone().attach();
+        let mut future = this.future;
+        let poll = match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(task))) {
+            Ok(poll) => poll,
+            Err(payload) => {
+                drop(guard);
+                *this.done = true;
+                this.span.record_panic(&*payload);
+                resume_unwind(payload)
+            }
+        };
+        drop(guard);
         if let Poll::Ready(result) = &poll {
+            *this.done = true;
             match result {
                 Ok(response) => {
                     let status = response.status();
@@ -202,26 +230,13 @@ fn route<B>(request: &Request<B>) -> Option<&str> {
 /// `GET /users/{id}`, or `GET` when no route matched (a path would make the
 /// name high-cardinality).
 fn name<B>(request: &Request<B>) -> Cow<'static, str> {
-    let method = method(request.method());
+    let method = match method(request.method()) {
+        "_OTHER" => "HTTP",
+        known => known,
+    };
     match route(request) {
         Some(route) => format!("{method} {route}").into(),
         None => method.into(),
-    }
-}
-
-/// The method as the semantic conventions want it: a known one, else `_OTHER`.
-fn method(method: &Method) -> &'static str {
-    match *method {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::PATCH => "PATCH",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        Method::CONNECT => "CONNECT",
-        Method::TRACE => "TRACE",
-        _ => "_OTHER",
     }
 }
 

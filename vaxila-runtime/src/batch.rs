@@ -102,6 +102,7 @@ pub(crate) struct Counters {
     warned_full: AtomicBool,
     warned_forked: AtomicBool,
     warned_rejected: AtomicBool,
+    warned_gone: AtomicBool,
     /// The reason of the failure being reported, while exports fail.
     failing: Mutex<Option<String>>,
 }
@@ -140,7 +141,7 @@ impl Counters {
             let message = if message.is_empty() {
                 String::new()
             } else {
-                format!(": {message}")
+                format!(": {}", tame(message))
             };
             warn(format_args!(
                 "the endpoint rejected {count} span(s) of an export{message} \
@@ -159,10 +160,18 @@ impl Counters {
                  [sampler] ratio, or check the endpoint"
             )),
             Dropped::Forked if !self.warned_forked.swap(true, Ordering::Relaxed) => {
+                // Not through `std::io::stderr()`, whose lock a thread of the
+                // parent may have held at the fork, forever in the child.
+                warn_raw(
+                    "vaxila: this process was forked after vaxila::init(), and the export \
+                     thread does not survive a fork: the child's spans are dropped. Call \
+                     vaxila::reinit_after_fork() in the child\n",
+                );
+            }
+            Dropped::ThreadGone if !self.warned_gone.swap(true, Ordering::Relaxed) => {
                 warn(format_args!(
-                    "this process was forked after vaxila::init(), and the export thread \
-                     does not survive a fork: the child's spans are dropped. Call \
-                     vaxila::reinit_after_fork() in the child"
+                    "the export thread stopped unexpectedly: spans are being dropped \
+                     (counted in Guard::stats)"
                 ));
             }
             _ => {}
@@ -219,11 +228,39 @@ enum Dropped {
     Full,
     Shutdown,
     Forked,
+    /// The export thread ended without a shutdown (it panicked).
+    ThreadGone,
 }
 
 /// One line on stderr; never `eprintln!`, which panics when stderr is closed.
 fn warn(message: std::fmt::Arguments<'_>) {
     let _ = writeln!(std::io::stderr(), "vaxila: {message}");
+}
+
+/// `message` on file descriptor 2 with one `write`, taking no lock.
+fn warn_raw(message: &str) {
+    #[cfg(unix)]
+    // SAFETY: writes `message.len()` bytes from a live `&str` to fd 2; a
+    // closed or short descriptor only makes the write fail, which is fine.
+    unsafe {
+        libc::write(2, message.as_ptr().cast(), message.len());
+    }
+    #[cfg(not(unix))]
+    let _ = std::io::stderr().write_all(message.as_bytes());
+}
+
+/// What the endpoint says, fit for one line of ours: short, and without
+/// control characters (it is the server's text, not ours).
+fn tame(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .take(200)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if text.chars().count() > 200 {
+        out.push('…');
+    }
+    out
 }
 
 enum Control {
@@ -265,7 +302,8 @@ impl BatchProcessor {
             control: control_queue,
             counters: counters.clone(),
             max_batch: batch.max_export_batch_size.clamp(1, queue),
-            delay: batch.scheduled_delay,
+            // At least a millisecond: a zero delay would spin the thread.
+            delay: batch.scheduled_delay.max(Duration::from_millis(1)),
             value_length,
             endpoint,
         };
@@ -323,12 +361,16 @@ impl SpanProcessor for BatchProcessor {
         match self.spans.try_send(span) {
             Ok(()) => {}
             Err(error) => {
-                self.counters.queued.fetch_sub(1, Ordering::Release);
                 let why = match error {
                     TrySendError::Full(_) => Dropped::Full,
+                    TrySendError::Disconnected(_) if !self.shut_down.load(Ordering::Relaxed) => {
+                        Dropped::ThreadGone
+                    }
                     TrySendError::Disconnected(_) => Dropped::Shutdown,
                 };
+                // Its fate first, so that `stats` never misses it.
                 self.counters.drop_span(why, self.queue);
+                self.counters.queued.fetch_sub(1, Ordering::Release);
             }
         }
     }
@@ -364,9 +406,27 @@ struct Worker<E> {
 impl<E: SpanExporter> Worker<E> {
     fn run(mut self) {
         let mut batch = Vec::with_capacity(self.max_batch);
-        let mut next = Instant::now() + self.delay;
+        let mut next = self.after_delay();
         loop {
-            let wait = next.saturating_duration_since(Instant::now());
+            if batch.is_empty() {
+                // Nothing to export on time: wait for a span or a message.
+                select! {
+                    recv(self.spans) -> span => {
+                        let Ok(span) = span else { return self.finish(batch) };
+                        batch.push(span);
+                        next = self.after_delay();
+                    }
+                    recv(self.control) -> message => {
+                        if self.control_message(message, &mut batch) {
+                            return;
+                        }
+                    }
+                }
+                continue;
+            }
+            let wait = next.map_or(Duration::MAX, |n| {
+                n.saturating_duration_since(Instant::now())
+            });
             select! {
                 recv(self.spans) -> span => {
                     // Every sender gone: the processor was dropped unshut.
@@ -375,31 +435,56 @@ impl<E: SpanExporter> Worker<E> {
                     if batch.len() >= self.max_batch {
                         // Counted and reported by `export`; nobody waits for it.
                         let _ = self.export(&mut batch);
-                        next = Instant::now() + self.delay;
+                        next = self.after_delay();
                     }
                 }
-                recv(self.control) -> message => match message {
-                    Ok(Control::Flush(reply)) => {
-                        let result = self.drain(&mut batch);
-                        let _ = reply.send(result);
-                    }
-                    Ok(Control::Shutdown(reply)) => {
-                        let mut result = self.drain(&mut batch);
-                        let shutdown = self.exporter.shutdown();
-                        if result.is_ok() {
-                            result = shutdown;
-                        }
-                        let _ = reply.send(result);
+                recv(self.control) -> message => {
+                    if self.control_message(message, &mut batch) {
                         return;
                     }
-                    Err(_) => return self.finish(batch),
                 },
                 default(wait) => {
-                    if !batch.is_empty() {
-                        let _ = self.export(&mut batch);
-                    }
-                    next = Instant::now() + self.delay;
+                    let _ = self.export(&mut batch);
+                    next = self.after_delay();
                 }
+            }
+        }
+    }
+
+    fn after_delay(&self) -> Option<Instant> {
+        Instant::now().checked_add(self.delay)
+    }
+
+    /// Answers a flush or a shutdown; whether the thread is done.
+    fn control_message(
+        &mut self,
+        message: Result<Control, crossbeam_channel::RecvError>,
+        batch: &mut Vec<SpanData>,
+    ) -> bool {
+        match message {
+            Ok(Control::Flush(reply)) => {
+                let result = self.drain(batch);
+                let _ = reply.send(result);
+                false
+            }
+            Ok(Control::Shutdown(reply)) => {
+                let mut result = self.drain(batch);
+                let shutdown = self.exporter.shutdown();
+                if result.is_ok() {
+                    result = shutdown;
+                }
+                // Spans that ended meanwhile will not be sent: say so.
+                while self.spans.try_recv().is_ok() {
+                    self.counters.drop_span(Dropped::Shutdown, 0);
+                    self.counters.queued.fetch_sub(1, Ordering::Release);
+                }
+                let _ = reply.send(result);
+                true
+            }
+            Err(_) => {
+                let _ = self.drain(batch);
+                let _ = self.exporter.shutdown();
+                true
             }
         }
     }
@@ -436,7 +521,15 @@ impl<E: SpanExporter> Worker<E> {
                 .for_each(|span| crate::attribute::cut_span(span, limit));
         }
         let count = spans.len() as u64;
-        let result = futures_executor::block_on(self.exporter.export(spans));
+        let exporter = &self.exporter;
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            futures_executor::block_on(exporter.export(spans))
+        }))
+        .unwrap_or_else(|_| {
+            Err(OTelSdkError::InternalFailure(
+                "the exporter panicked".to_owned(),
+            ))
+        });
         match &result {
             Ok(()) => self.counters.exported(count),
             Err(error) => self.counters.failed(count, error, &self.endpoint),

@@ -121,7 +121,8 @@ pub(crate) fn enabled() -> bool {
 /// The installed tracer, or `None` before `init`.
 #[inline]
 pub(crate) fn tracer() -> Option<SdkTracer> {
-    if !ENABLED.load(Ordering::Relaxed) {
+    // Acquire: a thread that sees a new pipeline enabled sees its generation.
+    if !ENABLED.load(Ordering::Acquire) {
         return None;
     }
     let generation = GENERATION.load(Ordering::Acquire);

@@ -149,7 +149,7 @@ impl Guard {
         // The SDK's own deadline fires first, so its answer is the one reported.
         let result = bounded(
             "shutdown",
-            timeout + Duration::from_millis(200),
+            timeout.saturating_add(Duration::from_millis(200)),
             move || provider.shutdown_with_timeout(timeout),
         );
         if let Some(stats) = counters.map(|c| c.stats()).filter(|s| s.lost() > 0) {
@@ -206,9 +206,12 @@ pub fn reinit_after_fork() -> Result<(), Error> {
     }
     let pipeline = pipeline::build(settings)?;
     crate::global::set_tracer_provider(pipeline.provider.clone());
-    // The old pipeline's thread is in the parent: shutting it down here
-    // answers at once, and leaves the parent's export alone.
-    *running = Some(pipeline);
+    // The old pipeline's thread is in the parent. Dropping it here would
+    // take locks of its channels that a parent thread may have held at the
+    // fork: it is left alone, a few bytes the child never frees.
+    if let Some(orphan) = running.replace(pipeline) {
+        std::mem::forget(orphan);
+    }
     Ok(())
 }
 

@@ -15,6 +15,8 @@ mod fork;
 mod global;
 mod guard;
 mod pipeline;
+#[cfg(any(feature = "axum", feature = "reqwest"))]
+mod semconv;
 mod span;
 pub mod testing;
 

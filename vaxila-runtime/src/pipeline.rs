@@ -92,7 +92,7 @@ pub(crate) fn build(settings: &Settings) -> Result<Pipeline, Error> {
                 settings.timeout,
                 settings.limits.attribute_value_length,
                 shared.clone(),
-                crate::config::without_userinfo(&settings.endpoint),
+                crate::config::shown_endpoint(&settings.endpoint),
             )
             .map_err(Error::Thread)?;
             counters = Some(shared);

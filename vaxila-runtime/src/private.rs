@@ -191,7 +191,7 @@ impl Span {
         }
     }
 
-    fn record_panic(&mut self, payload: &(dyn Any + Send)) {
+    pub(crate) fn record_panic(&mut self, payload: &(dyn Any + Send)) {
         if !self.recording {
             return;
         }
@@ -205,7 +205,7 @@ impl Span {
         }
     }
 
-    fn record_cancelled(&mut self) {
+    pub(crate) fn record_cancelled(&mut self) {
         if self.recording {
             self.set("vaxila.cancelled", Value::Bool(true));
         }
@@ -531,11 +531,13 @@ impl Span {
         let Some(tracer) = crate::global::tracer() else {
             return Self::DISABLED;
         };
-        let builder = tracer
-            .span_builder(name())
-            .with_kind(kind)
-            .with_attributes(attributes());
-        let span = tracer.build_with_context(builder, parent);
+        let builder = tracer.span_builder(name()).with_kind(kind);
+        let mut span = tracer.build_with_context(builder, parent);
+        // After the sampling decision, which needs none of them: an
+        // unsampled request or query pays nothing for its attributes.
+        if span.is_recording() {
+            span.set_attributes(attributes());
+        }
         Self::from_context(parent.with_span(span))
     }
 

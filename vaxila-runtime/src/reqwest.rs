@@ -29,6 +29,7 @@ use opentelemetry::trace::SpanKind;
 use opentelemetry::{Context, KeyValue};
 
 use crate::__private::Span;
+use crate::semconv::method;
 
 /// The middleware of this module; see the [module docs](self).
 #[derive(Clone, Copy, Debug, Default)]
@@ -56,7 +57,10 @@ impl Middleware for TraceMiddleware {
             return next.run(request, extensions).await;
         }
         let mut span = Span::start_named(
-            || Cow::Borrowed(method(request.method())),
+            || match method(request.method()) {
+                "_OTHER" => Cow::Borrowed("HTTP"),
+                known => Cow::Borrowed(known),
+            },
             SpanKind::Client,
             || attributes(&request),
             &Context::current(),
@@ -78,9 +82,40 @@ impl Middleware for TraceMiddleware {
                     span.set_failed(status.as_str().to_owned(), String::new());
                 }
             }
-            Err(error) => span.record_error("reqwest_middleware::Error", error),
+            Err(error) => {
+                let (kind, message) = describe(error);
+                span.record_error(kind, &message);
+            }
         }
         result
+    }
+}
+
+/// `error.type` and a message for a failed request; reqwest's own message
+/// holds the URL whole, so it gets the redacted one instead.
+fn describe(error: &::reqwest_middleware::Error) -> (&'static str, String) {
+    match error {
+        ::reqwest_middleware::Error::Reqwest(error) => {
+            let kind = if error.is_timeout() {
+                "timeout"
+            } else if error.is_connect() {
+                "connect"
+            } else if error.is_redirect() {
+                "redirect"
+            } else if error.is_body() || error.is_decode() {
+                "body"
+            } else {
+                "reqwest::Error"
+            };
+            let mut message = error.to_string();
+            if let Some(url) = error.url() {
+                message = message.replace(url.as_str(), &full_url(url));
+            }
+            (kind, message)
+        }
+        ::reqwest_middleware::Error::Middleware(error) => {
+            ("reqwest_middleware::Error", error.to_string())
+        }
     }
 }
 
@@ -94,21 +129,6 @@ impl Injector for Headers<'_> {
         ) {
             self.0.insert(name, value);
         }
-    }
-}
-
-fn method(method: &http::Method) -> &'static str {
-    match *method {
-        http::Method::GET => "GET",
-        http::Method::POST => "POST",
-        http::Method::PUT => "PUT",
-        http::Method::DELETE => "DELETE",
-        http::Method::PATCH => "PATCH",
-        http::Method::HEAD => "HEAD",
-        http::Method::OPTIONS => "OPTIONS",
-        http::Method::CONNECT => "CONNECT",
-        http::Method::TRACE => "TRACE",
-        _ => "_OTHER",
     }
 }
 
@@ -150,6 +170,8 @@ const SECRET_PARAMS: &[&str] = &[
     "auth",
     "code",
     "session",
+    "awsaccesskeyid",
+    "jwt",
 ];
 
 /// The URL without `user:password@`, with secret-looking query values redacted.

@@ -18,10 +18,13 @@
 //! named `SELECT users` (the operation and the table, where the statement
 //! names one simply; else the operation), with `db.system.name` (`sqlite`,
 //! `postgresql`, `mysql`), `db.namespace` (when set), `db.operation.name`,
-//! `db.collection.name` and `db.query.text`: the statement as written, with
-//! its `?`/`$1` placeholders and never the bound values. The span lasts
-//! from the first poll to the last row (or until the caller stops reading).
-//! An error sets status Error, `error.type` and an `exception` event.
+//! `db.collection.name` and `db.query.text`: the statement with its `?`/`$1`
+//! placeholders, never the bound values, and with any literal written into
+//! it (`'alice@example.com'`, `42`) replaced by `?`. The span starts when the
+//! query is issued and lasts to the last row (or until the caller stops
+//! reading). An error sets status Error, `error.type`, the SQLSTATE as
+//! `db.response.status_code`, and an `exception` event whose message has
+//! any quoted value in it replaced by `?`.
 //!
 //! `Traced` derefs to the pool, so `db.begin()`, `db.acquire()` and the rest
 //! are still there (queries run on a transaction or a connection taken from
@@ -74,7 +77,7 @@ impl<DB: Database> Traced<DB> {
     fn span(&self, sql: &str) -> Span {
         let statement = Statement::parse(sql);
         Span::start_named(
-            || statement.span_name().into(),
+            || statement.span_name(system::<DB>()).into(),
             SpanKind::Client,
             || {
                 let mut attributes = vec![KeyValue::new("db.system.name", system::<DB>())];
@@ -87,7 +90,10 @@ impl<DB: Database> Traced<DB> {
                 if let Some(collection) = &statement.collection {
                     attributes.push(KeyValue::new("db.collection.name", collection.clone()));
                 }
-                attributes.push(KeyValue::new("db.query.text", sql.to_owned()));
+                attributes.push(KeyValue::new(
+                    "db.query.text",
+                    sanitize(sql, '\'').into_owned(),
+                ));
                 attributes
             },
             &Context::current(),
@@ -159,7 +165,7 @@ where
         Box::pin(async move {
             let result = span.instrument(inner).await;
             if let Err(error) = &result {
-                span.record_error(error_type(error), error);
+                record(&mut span, error);
             }
             result
         })
@@ -204,7 +210,7 @@ impl<T> Stream for TracedStream<'_, T> {
             None => this.inner.as_mut().poll_next(task),
         };
         if let Poll::Ready(Some(Err(error))) = &poll {
-            this.span.record_error(error_type(error), error);
+            record(&mut this.span, error);
         }
         poll
     }
@@ -223,6 +229,66 @@ fn system<DB: Database>() -> &'static str {
         "MSSQL" => "microsoft.sql_server",
         _ => "other_sql",
     }
+}
+
+/// Marks the query's span failed. A database's message may quote the
+/// values it refused (`Duplicate entry 'alice@example.com'`): quoted text in
+/// it is replaced by `?`, and the SQLSTATE goes to `db.response.status_code`.
+fn record(span: &mut Span, error: &Error) {
+    let message = error.to_string();
+    let message = sanitize(&sanitize(&message, '\''), '"').into_owned();
+    if let Error::Database(database) = error
+        && let Some(code) = database.code()
+    {
+        span.set_attribute(KeyValue::new("db.response.status_code", code.into_owned()));
+    }
+    span.record_error(error_type(error), &message);
+}
+
+/// `text` with every literal quoted by `quote` (and, for SQL, every number
+/// that is not part of a name or a `$1` placeholder) replaced by `?`, so
+/// that values written into a statement are never recorded.
+fn sanitize(text: &str, quote: char) -> Cow<'_, str> {
+    let numbers = quote == '\'';
+    let has_digits = numbers && text.bytes().any(|b| b.is_ascii_digit());
+    if !text.contains(quote) && !has_digits {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    let mut previous = ' ';
+    while let Some(c) = chars.next() {
+        if c == quote {
+            // To the closing quote; a doubled quote is an escaped one.
+            while let Some(inner) = chars.next() {
+                if inner == quote {
+                    if chars.peek() == Some(&quote) {
+                        chars.next();
+                    } else {
+                        break;
+                    }
+                }
+            }
+            out.push('?');
+            previous = '?';
+            continue;
+        }
+        let in_name = previous.is_alphanumeric() || previous == '_' || previous == '$';
+        if numbers && c.is_ascii_digit() && !in_name {
+            while chars
+                .peek()
+                .is_some_and(|n| n.is_ascii_alphanumeric() || *n == '.')
+            {
+                chars.next();
+            }
+            out.push('?');
+            previous = '?';
+            continue;
+        }
+        out.push(c);
+        previous = c;
+    }
+    Cow::Owned(out)
 }
 
 fn error_type(error: &Error) -> &'static str {
@@ -293,21 +359,47 @@ impl Statement {
         }
     }
 
-    fn span_name(&self) -> String {
+    fn span_name(&self, system: &str) -> String {
         match (&self.operation, &self.collection) {
             (Some(operation), Some(collection)) => format!("{operation} {collection}"),
             (Some(operation), None) => operation.clone(),
-            (None, _) => "query".to_owned(),
+            (None, _) => system.to_owned(),
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::Statement;
+    use super::{Statement, sanitize};
 
     fn name(sql: &str) -> String {
-        Statement::parse(sql).span_name()
+        Statement::parse(sql).span_name("sqlite")
+    }
+
+    #[test]
+    fn literals_are_never_recorded_and_placeholders_are_kept() {
+        let q = |sql| sanitize(sql, '\'').into_owned();
+        assert_eq!(
+            q("SELECT * FROM users WHERE email = 'a@b.c' AND id = 42"),
+            "SELECT * FROM users WHERE email = ? AND id = ?"
+        );
+        assert_eq!(
+            q("INSERT INTO t VALUES ('it''s', 1.5e3, -7)"),
+            "INSERT INTO t VALUES (?, ?, -?)"
+        );
+        assert_eq!(
+            q("SELECT a FROM t2 WHERE b = $1 AND c = ?"),
+            "SELECT a FROM t2 WHERE b = $1 AND c = ?"
+        );
+        assert_eq!(q("SELECT \"col1\" FROM t"), "SELECT \"col1\" FROM t");
+        assert!(matches!(
+            sanitize("SELECT a FROM t WHERE b = ?", '\''),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(
+            sanitize("Duplicate entry 'alice@x.com' for key 'email'", '\''),
+            "Duplicate entry ? for key ?"
+        );
     }
 
     #[test]
@@ -327,7 +419,7 @@ mod tests {
         assert_eq!(name("SELECT 1"), "SELECT");
         assert_eq!(name("INSERT INTO items(id) VALUES (1)"), "INSERT items");
         assert_eq!(name("SELECT * FROM (SELECT 1)"), "SELECT");
-        assert_eq!(name("  "), "query");
+        assert_eq!(name("  "), "sqlite");
         assert_eq!(name("WITH x AS (SELECT 1) SELECT * FROM x"), "WITH");
     }
 }

@@ -711,13 +711,31 @@ impl Config {
             .map_or(VAXILA_TOKEN, |at| at.value.as_str());
         let token = first!(
             code.token.clone(),
-            env.get(token_var)?.map(|t| Secret::new(t.trim())),
+            env.get(token_var)?
+                .map(|t| Secret::new(t.trim()))
+                // Set but empty is no token: `auto` then prints to the console.
+                .filter(|t| !t.expose().is_empty()),
             file.token_file
                 .as_ref()
                 .map(read_token_file)
                 .transpose()?
                 .flatten(),
         );
+        if let Some(token) = &token {
+            // A token HTTP cannot carry (a two-line token file) would
+            // otherwise be left out of every request, silently.
+            let origin = if code.token.is_some() {
+                Origin::Code("with_token")
+            } else {
+                match &file.token_file {
+                    Some(at) if env.get(token_var)?.is_none_or(|t| t.trim().is_empty()) => {
+                        at.origin.clone()
+                    }
+                    _ => Origin::Env(token_var.to_owned()),
+                }
+            };
+            validate_header(&origin, TOKEN_HEADER, token.expose())?;
+        }
 
         let mut headers = file.headers.clone();
         for var in [
@@ -1097,6 +1115,16 @@ pub(crate) fn validate_endpoint(origin: &Origin, endpoint: &str) -> Result<Strin
         return Err(fail("it has no host"));
     }
     Ok(endpoint.to_owned())
+}
+
+/// The endpoint as messages show it: no credentials, and no query or
+/// fragment (where keys sometimes travel).
+pub(crate) fn shown_endpoint(endpoint: &str) -> String {
+    let shown = without_userinfo(endpoint);
+    match shown.find(['?', '#']) {
+        Some(at) => format!("{}?…", &shown[..at]),
+        None => shown,
+    }
 }
 
 /// Credentials in a URL are secrets too: errors show `***@host`.

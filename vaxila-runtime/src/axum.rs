@@ -39,7 +39,6 @@
 use std::borrow::Cow;
 use std::fmt::Display;
 use std::future::Future;
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
@@ -156,21 +155,8 @@ where
 
     fn poll(self: Pin<&mut Self>, task: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let Some(cx) = this.span.context() else {
-            return this.future.poll(task);
-        };
-        let guard = cx.clone().attach();
         let mut future = this.future;
-        let poll = match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(task))) {
-            Ok(poll) => poll,
-            Err(payload) => {
-                drop(guard);
-                *this.done = true;
-                this.span.record_panic(&*payload);
-                resume_unwind(payload)
-            }
-        };
-        drop(guard);
+        let poll = this.span.poll_in(this.done, || future.as_mut().poll(task));
         if let Poll::Ready(result) = &poll {
             *this.done = true;
             match result {

@@ -412,7 +412,7 @@ impl<E: SpanExporter> Worker<E> {
                 // Nothing to export on time: wait for a span or a message.
                 select! {
                     recv(self.spans) -> span => {
-                        let Ok(span) = span else { return self.finish(batch) };
+                        let Ok(span) = span else { return self.finish(&mut batch) };
                         batch.push(span);
                         next = self.after_delay();
                     }
@@ -429,8 +429,7 @@ impl<E: SpanExporter> Worker<E> {
             });
             select! {
                 recv(self.spans) -> span => {
-                    // Every sender gone: the processor was dropped unshut.
-                    let Ok(span) = span else { return self.finish(batch) };
+                    let Ok(span) = span else { return self.finish(&mut batch) };
                     batch.push(span);
                     if batch.len() >= self.max_batch {
                         // Counted and reported by `export`; nobody waits for it.
@@ -482,15 +481,16 @@ impl<E: SpanExporter> Worker<E> {
                 true
             }
             Err(_) => {
-                let _ = self.drain(batch);
-                let _ = self.exporter.shutdown();
+                self.finish(batch);
                 true
             }
         }
     }
 
-    fn finish(mut self, mut batch: Vec<SpanData>) {
-        let _ = self.drain(&mut batch);
+    /// Every sender gone (the processor was dropped unshut): export what is
+    /// left, with nobody to tell.
+    fn finish(&mut self, batch: &mut Vec<SpanData>) {
+        let _ = self.drain(batch);
         let _ = self.exporter.shutdown();
     }
 

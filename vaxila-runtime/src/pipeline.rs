@@ -31,7 +31,7 @@ use crate::config::{Compression, Exporter, Secret, Settings, TOKEN_HEADER};
 use crate::console::ConsoleExporter;
 use crate::error::Error;
 use crate::guard::Guard;
-use crate::testing::{Capture, CaptureProcessor};
+use crate::testing::{Capture, NoExport};
 
 /// Builds the pipeline `settings` describe and installs it: the tracer
 /// provider (for instrumented code and the OpenTelemetry global), and the W3C
@@ -103,7 +103,7 @@ pub(crate) fn build(settings: &Settings) -> Result<Pipeline, Error> {
         // that ends it, so a debugging session sees spans at once and in order.
         Exporter::Console => builder
             .with_span_processor(Capture(SimpleSpanProcessor::new(ConsoleExporter::stderr()))),
-        _ => builder.with_span_processor(CaptureProcessor),
+        _ => builder.with_span_processor(Capture(NoExport)),
     };
     Ok(Pipeline {
         provider: builder.build(),

@@ -157,16 +157,7 @@ impl Span {
     /// that escapes it before letting the panic go on.
     #[inline]
     pub fn in_scope<R>(&mut self, f: impl FnOnce() -> R) -> R {
-        let Some(cx) = &self.cx else { return f() };
-        let guard = cx.clone().attach();
-        match catch_unwind(AssertUnwindSafe(f)) {
-            Ok(value) => value,
-            Err(payload) => {
-                drop(guard);
-                self.record_panic(&*payload);
-                resume_unwind(payload)
-            }
-        }
+        self.poll_in(&mut false, f)
     }
 
     /// Polls `future` with this span as the current context on every poll.
@@ -191,7 +182,7 @@ impl Span {
         }
     }
 
-    pub(crate) fn record_panic(&mut self, payload: &(dyn Any + Send)) {
+    fn record_panic(&mut self, payload: &(dyn Any + Send)) {
         if !self.recording {
             return;
         }
@@ -263,22 +254,28 @@ impl<F: Future> Future for Instrumented<'_, F> {
     #[inline]
     fn poll(self: Pin<&mut Self>, task: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let Some(cx) = &this.span.cx else {
-            let poll = this.future.poll(task);
-            *this.done = poll.is_ready();
-            return poll;
-        };
-        let guard = cx.clone().attach();
         let mut future = this.future;
-        match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(task))) {
-            Ok(poll) => {
-                *this.done = poll.is_ready();
-                poll
-            }
+        let poll = this.span.poll_in(this.done, || future.as_mut().poll(task));
+        *this.done = poll.is_ready();
+        poll
+    }
+}
+
+impl Span {
+    /// Runs `poll` inside the span: its context is current meanwhile, and a
+    /// panic is recorded (with `done` set, so that it is not also taken for
+    /// a cancellation) before it goes on. Sync bodies, and every poll of a
+    /// future or stream that runs inside a span, go through here.
+    #[inline]
+    pub(crate) fn poll_in<T>(&mut self, done: &mut bool, poll: impl FnOnce() -> T) -> T {
+        let Some(cx) = &self.cx else { return poll() };
+        let guard = cx.clone().attach();
+        match catch_unwind(AssertUnwindSafe(poll)) {
+            Ok(value) => value,
             Err(payload) => {
                 drop(guard);
-                *this.done = true;
-                this.span.record_panic(&*payload);
+                *done = true;
+                self.record_panic(&*payload);
                 resume_unwind(payload)
             }
         }
@@ -541,7 +538,7 @@ impl Span {
         Self::from_context(parent.with_span(span))
     }
 
-    #[cfg(any(feature = "axum", feature = "reqwest"))]
+    #[cfg(any(feature = "axum", feature = "reqwest", feature = "sqlx"))]
     /// Records `value` under a key made at run time.
     pub(crate) fn set_attribute(&mut self, attribute: KeyValue) {
         if let Some(cx) = self.cx.as_ref().filter(|_| self.recording) {

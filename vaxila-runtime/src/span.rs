@@ -93,7 +93,7 @@ impl SpanBuilder {
     /// vaxila::span("charge").attr("amount", 1250).attr("currency", "EUR").in_scope(|_| ());
     /// ```
     pub fn attr(mut self, key: impl Into<Key>, value: impl AttributeValue) -> Self {
-        if crate::global::tracer().is_some()
+        if crate::global::enabled()
             && let Some(value) = value.to_value()
         {
             self.attributes.push(KeyValue::new(key, value));

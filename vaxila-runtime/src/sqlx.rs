@@ -202,13 +202,11 @@ impl<T> Stream for TracedStream<'_, T> {
 
     fn poll_next(mut self: Pin<&mut Self>, task: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        let poll = match this.span.context() {
-            Some(cx) => {
-                let _guard = cx.clone().attach();
-                this.inner.as_mut().poll_next(task)
-            }
-            None => this.inner.as_mut().poll_next(task),
-        };
+        let inner = &mut this.inner;
+        // A stream may stop being read at any row: its end is no cancellation.
+        let poll = this
+            .span
+            .poll_in(&mut true, || inner.as_mut().poll_next(task));
         if let Poll::Ready(Some(Err(error))) = &poll {
             record(&mut this.span, error);
         }

@@ -47,18 +47,14 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The span processor behind [`capture`]; every pipeline this crate builds has it.
-#[derive(Debug, Default)]
-pub(crate) struct CaptureProcessor;
+/// Exports nothing: `Capture(NoExport)` is a pipeline for `capture` alone.
+#[derive(Debug)]
+pub(crate) struct NoExport;
 
-impl SpanProcessor for CaptureProcessor {
+impl SpanProcessor for NoExport {
     fn on_start(&self, _: &mut opentelemetry_sdk::trace::Span, _: &Context) {}
 
-    fn on_end(&self, span: SpanData) {
-        if CAPTURING.load(Ordering::Relaxed) != 0 {
-            offer(&span);
-        }
-    }
+    fn on_end(&self, _: SpanData) {}
 
     fn force_flush(&self) -> OTelSdkResult {
         Ok(())
@@ -69,7 +65,6 @@ impl SpanProcessor for CaptureProcessor {
     }
 }
 
-/// Whether [`init_console`] was called: the kit's provider then prints too.
 /// Gives `span` to the `capture` running on this thread, if any.
 fn offer(span: &SpanData) {
     let thread = std::thread::current().id();
@@ -83,7 +78,8 @@ fn offer(span: &SpanData) {
     }
 }
 
-/// `processor`, and `capture` too: one processor, so that the SDK hands
+/// `processor`, and [`capture`] too; every pipeline this crate builds has
+/// it. One processor, so that the SDK hands
 /// each span over without the copy it makes for every processor but the
 /// last; the span is copied only while a `capture` runs.
 #[derive(Debug)]
@@ -121,7 +117,7 @@ static CONSOLE: AtomicBool = AtomicBool::new(false);
 /// capture, so that capture keeps working after an `init` guard is dropped.
 fn ensure_provider() {
     static KIT: OnceLock<SdkTracerProvider> = OnceLock::new();
-    if crate::global::tracer().is_some() {
+    if crate::global::enabled() {
         return;
     }
     let provider = KIT.get_or_init(|| {

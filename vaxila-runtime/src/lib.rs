@@ -14,6 +14,7 @@ mod error;
 mod fork;
 mod global;
 mod guard;
+mod otlp;
 mod pipeline;
 #[cfg(any(feature = "axum", feature = "reqwest"))]
 mod semconv;

@@ -2,9 +2,10 @@
 //!
 //! The SDK's `BatchSpanProcessor` drops spans when its queue is full and
 //! says so only through its internal log, which nobody sees; it exposes no
-//! count. This one does the same work in the same shape (ending a span is a
-//! `try_send` into a bounded channel; a thread of its own batches and
-//! exports) and in addition counts every span's fate ([`ExportStats`]),
+//! count. This one does the same work (ending a span puts it in a bounded
+//! queue; a thread of its own batches and exports), takes this crate's own
+//! spans as they are (`Record`s, made `SpanData` on the export thread), and
+//! counts every span's fate ([`ExportStats`]),
 //! writes one warning per incident to stderr (not one per span), and drops
 //! at once the spans of a forked child whose export thread did not survive
 //! the `fork`.
@@ -14,12 +15,16 @@ use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, select};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_queue::ArrayQueue;
 use opentelemetry::Context;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
 
+use crate::clock::Anchor;
 use crate::config::BatchSettings;
+use crate::global::RecordSink;
+use crate::record::Record;
 
 /// What became of the spans of a pipeline so far, from
 /// [`Guard::stats`](crate::Guard::stats).
@@ -264,17 +269,43 @@ fn tame(text: &str) -> String {
 }
 
 enum Control {
+    /// A batch is ready (the queue holds `max_export_batch_size` spans).
+    Batch,
     Flush(Sender<OTelSdkResult>),
     Shutdown(Sender<OTelSdkResult>),
 }
 
+/// A span waiting for export: the SDK's, or one of this crate's, made a
+/// `SpanData` only on the export thread.
+#[derive(Debug)]
+enum Item {
+    Sdk(SpanData),
+    Record(Record),
+}
+
+/// The spans waiting for export, shared by the processor and its thread.
+#[derive(Debug)]
+struct Queue {
+    items: ArrayQueue<Item>,
+    max_batch: usize,
+    /// Set when a [`Control::Batch`] is on its way, so that one is sent per
+    /// batch, not per span.
+    nudged: AtomicBool,
+    /// Set when the export thread has stopped taking spans.
+    closed: AtomicBool,
+}
+
 /// The batch processor of the OTLP pipeline.
+///
+/// Ending a span pushes it into a lock-free bounded queue; the export
+/// thread is woken only when a batch is full (or flushed, or the delay is
+/// up), not for every span, so a span's end costs its caller no system
+/// call.
 #[derive(Debug)]
 pub(crate) struct BatchProcessor {
-    spans: Sender<SpanData>,
+    queue: Arc<Queue>,
     control: Sender<Control>,
     counters: Arc<Counters>,
-    queue: usize,
     /// How long a flush waits for the export thread.
     timeout: Duration,
     shut_down: AtomicBool,
@@ -293,15 +324,19 @@ impl BatchProcessor {
         endpoint: String,
     ) -> std::io::Result<Self> {
         crate::fork::watch();
-        let queue = batch.max_queue_size.max(1);
-        let (spans, span_queue) = crossbeam_channel::bounded(queue);
+        let capacity = batch.max_queue_size.max(1);
+        let queue = Arc::new(Queue {
+            items: ArrayQueue::new(capacity),
+            max_batch: batch.max_export_batch_size.clamp(1, capacity),
+            nudged: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+        });
         let (control, control_queue) = crossbeam_channel::unbounded();
         let worker = Worker {
             exporter,
-            spans: span_queue,
+            queue: queue.clone(),
             control: control_queue,
             counters: counters.clone(),
-            max_batch: batch.max_export_batch_size.clamp(1, queue),
             // At least a millisecond: a zero delay would spin the thread.
             delay: batch.scheduled_delay.max(Duration::from_millis(1)),
             value_length,
@@ -311,10 +346,9 @@ impl BatchProcessor {
             .name("vaxila-export".into())
             .spawn(move || worker.run())?;
         Ok(Self {
-            spans,
+            queue,
             control,
             counters,
-            queue,
             timeout,
             shut_down: AtomicBool::new(false),
             generation: crate::fork::generation(),
@@ -344,34 +378,55 @@ impl BatchProcessor {
             )),
         }
     }
+
+    #[inline]
+    fn push(&self, item: Item) {
+        if self.orphaned() {
+            return self
+                .counters
+                .drop_span(Dropped::Forked, self.queue.items.capacity());
+        }
+        // Counted before it is queued, so that its fate never comes first.
+        self.counters.queued.fetch_add(1, Ordering::Release);
+        if self.queue.items.push(item).is_err() {
+            // Its fate first, so that `stats` never misses it.
+            self.counters
+                .drop_span(Dropped::Full, self.queue.items.capacity());
+            self.counters.queued.fetch_sub(1, Ordering::Release);
+            return;
+        }
+        if self.queue.closed.load(Ordering::SeqCst) {
+            // Nobody takes spans any more: count what is left for nobody.
+            let why = if self.shut_down.load(Ordering::Relaxed) {
+                Dropped::Shutdown
+            } else {
+                Dropped::ThreadGone
+            };
+            self.queue.discard(&self.counters, why);
+        } else if self.queue.items.len() >= self.queue.max_batch
+            && !self.queue.nudged.swap(true, Ordering::AcqRel)
+        {
+            let _ = self.control.send(Control::Batch);
+        }
+    }
+}
+
+impl Queue {
+    /// Drops every queued span, counted as `why`.
+    fn discard(&self, counters: &Counters, why: Dropped) {
+        while self.items.pop().is_some() {
+            counters.drop_span(why, 0);
+            counters.queued.fetch_sub(1, Ordering::Release);
+        }
+    }
 }
 
 impl SpanProcessor for BatchProcessor {
     fn on_start(&self, _: &mut Span, _: &Context) {}
 
     fn on_end(&self, span: SpanData) {
-        if !span.span_context.is_sampled() {
-            return;
-        }
-        if self.orphaned() {
-            return self.counters.drop_span(Dropped::Forked, self.queue);
-        }
-        // Counted before it is sent, so that its fate never comes first.
-        self.counters.queued.fetch_add(1, Ordering::Release);
-        match self.spans.try_send(span) {
-            Ok(()) => {}
-            Err(error) => {
-                let why = match error {
-                    TrySendError::Full(_) => Dropped::Full,
-                    TrySendError::Disconnected(_) if !self.shut_down.load(Ordering::Relaxed) => {
-                        Dropped::ThreadGone
-                    }
-                    TrySendError::Disconnected(_) => Dropped::Shutdown,
-                };
-                // Its fate first, so that `stats` never misses it.
-                self.counters.drop_span(why, self.queue);
-                self.counters.queued.fetch_sub(1, Ordering::Release);
-            }
+        if span.span_context.is_sampled() {
+            self.push(Item::Sdk(span));
         }
     }
 
@@ -390,131 +445,112 @@ impl SpanProcessor for BatchProcessor {
     }
 }
 
+impl RecordSink for BatchProcessor {
+    #[inline]
+    fn end(&self, record: Record) {
+        if record.span_context.is_sampled() {
+            self.push(Item::Record(record));
+        }
+    }
+}
+
 /// The export thread.
 struct Worker<E> {
     exporter: E,
-    spans: Receiver<SpanData>,
+    queue: Arc<Queue>,
     control: Receiver<Control>,
     counters: Arc<Counters>,
-    max_batch: usize,
     delay: Duration,
     /// `[limits] attribute_value_length`, applied here, off the caller's thread.
     value_length: Option<usize>,
     endpoint: String,
 }
 
+/// Marks the queue closed when the export thread ends, however it ends.
+struct Closing<'a>(&'a Queue, &'a Counters);
+
+impl Drop for Closing<'_> {
+    fn drop(&mut self) {
+        self.0.closed.store(true, Ordering::SeqCst);
+        // A panic got here: the spans queued are nobody's now.
+        if std::thread::panicking() {
+            self.0.discard(self.1, Dropped::ThreadGone);
+        }
+    }
+}
+
 impl<E: SpanExporter> Worker<E> {
     fn run(mut self) {
-        let mut batch = Vec::with_capacity(self.max_batch);
-        let mut next = self.after_delay();
+        let queue = self.queue.clone();
+        let counters = self.counters.clone();
+        let _closing = Closing(&queue, &counters);
+        let mut next = Instant::now() + self.delay;
         loop {
-            if batch.is_empty() {
-                // Nothing to export on time: wait for a span or a message.
-                select! {
-                    recv(self.spans) -> span => {
-                        let Ok(span) = span else { return self.finish(&mut batch) };
-                        batch.push(span);
-                        next = self.after_delay();
-                    }
-                    recv(self.control) -> message => {
-                        if self.control_message(message, &mut batch) {
-                            return;
-                        }
-                    }
-                }
-                continue;
-            }
-            let wait = next.map_or(Duration::MAX, |n| {
-                n.saturating_duration_since(Instant::now())
-            });
-            select! {
-                recv(self.spans) -> span => {
-                    let Ok(span) = span else { return self.finish(&mut batch) };
-                    batch.push(span);
-                    if batch.len() >= self.max_batch {
+            match self.control.recv_deadline(next) {
+                Ok(Control::Batch) => {
+                    self.queue.nudged.store(false, Ordering::Release);
+                    while self.queue.items.len() >= self.queue.max_batch {
                         // Counted and reported by `export`; nobody waits for it.
-                        let _ = self.export(&mut batch);
-                        next = self.after_delay();
+                        let _ = self.export_some(self.queue.max_batch);
                     }
                 }
-                recv(self.control) -> message => {
-                    if self.control_message(message, &mut batch) {
-                        return;
+                Ok(Control::Flush(reply)) => {
+                    let result = self.drain();
+                    let _ = reply.send(result);
+                }
+                Ok(Control::Shutdown(reply)) => {
+                    let mut result = self.drain();
+                    let shutdown = self.exporter.shutdown();
+                    if result.is_ok() {
+                        result = shutdown;
                     }
-                },
-                default(wait) => {
-                    let _ = self.export(&mut batch);
-                    next = self.after_delay();
+                    // Spans that ended meanwhile will not be sent: say so.
+                    self.queue.closed.store(true, Ordering::SeqCst);
+                    self.queue.discard(&self.counters, Dropped::Shutdown);
+                    let _ = reply.send(result);
+                    return;
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    let _ = self.drain();
+                    next = Instant::now() + self.delay;
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    // Every sender gone (the processor was dropped unshut):
+                    // export what is left, with nobody to tell.
+                    let _ = self.drain();
+                    let _ = self.exporter.shutdown();
+                    return;
                 }
             }
         }
     }
 
-    fn after_delay(&self) -> Option<Instant> {
-        Instant::now().checked_add(self.delay)
-    }
-
-    /// Answers a flush or a shutdown; whether the thread is done.
-    fn control_message(
-        &mut self,
-        message: Result<Control, crossbeam_channel::RecvError>,
-        batch: &mut Vec<SpanData>,
-    ) -> bool {
-        match message {
-            Ok(Control::Flush(reply)) => {
-                let result = self.drain(batch);
-                let _ = reply.send(result);
-                false
-            }
-            Ok(Control::Shutdown(reply)) => {
-                let mut result = self.drain(batch);
-                let shutdown = self.exporter.shutdown();
-                if result.is_ok() {
-                    result = shutdown;
-                }
-                // Spans that ended meanwhile will not be sent: say so.
-                while self.spans.try_recv().is_ok() {
-                    self.counters.drop_span(Dropped::Shutdown, 0);
-                    self.counters.queued.fetch_sub(1, Ordering::Release);
-                }
-                let _ = reply.send(result);
-                true
-            }
-            Err(_) => {
-                self.finish(batch);
-                true
-            }
-        }
-    }
-
-    /// Every sender gone (the processor was dropped unshut): export what is
-    /// left, with nobody to tell.
-    fn finish(&mut self, batch: &mut Vec<SpanData>) {
-        let _ = self.drain(batch);
-        let _ = self.exporter.shutdown();
-    }
-
-    /// Exports what is batched and everything queued now (not what is
-    /// queued meanwhile, so that a busy program cannot keep a flush going).
-    fn drain(&mut self, batch: &mut Vec<SpanData>) -> OTelSdkResult {
+    /// Exports everything queued now (not what is queued meanwhile, so that
+    /// a busy program cannot keep a flush going).
+    fn drain(&mut self) -> OTelSdkResult {
         let mut result = Ok(());
-        for _ in 0..self.spans.len() {
-            let Ok(span) = self.spans.try_recv() else {
-                break;
-            };
-            batch.push(span);
-            if batch.len() >= self.max_batch {
-                result = result.and(self.export(batch));
-            }
-        }
-        if !batch.is_empty() {
-            result = result.and(self.export(batch));
+        let mut left = self.queue.items.len();
+        while left > 0 {
+            let take = left.min(self.queue.max_batch);
+            result = result.and(self.export_some(take));
+            left -= take;
         }
         result
     }
 
-    fn export(&mut self, batch: &mut Vec<SpanData>) -> OTelSdkResult {
-        let mut spans = std::mem::replace(batch, Vec::with_capacity(self.max_batch));
+    /// Exports up to `count` queued spans.
+    fn export_some(&mut self, count: usize) -> OTelSdkResult {
+        let anchor = Anchor::now();
+        let mut spans: Vec<SpanData> = std::iter::from_fn(|| self.queue.items.pop())
+            .take(count)
+            .map(|item| match item {
+                Item::Sdk(span) => span,
+                Item::Record(record) => record.into_span_data(&anchor),
+            })
+            .collect();
+        if spans.is_empty() {
+            return Ok(());
+        }
         if let Some(limit) = self.value_length {
             spans
                 .iter_mut()

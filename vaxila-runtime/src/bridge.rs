@@ -32,6 +32,7 @@
 //! that the filter left out starts a new trace (`tracing` gives the child no
 //! parent to follow).
 
+use crate::__private::Target;
 use std::any::TypeId;
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -395,7 +396,10 @@ impl<S> Bridge<S> {
             return;
         };
         let span = cx.span();
-        if !span.is_recording() {
+        let span_id = span.span_context().span_id();
+        // A span of ours keeps its record off the context, on this thread.
+        let live = crate::__private::is_live(span_id);
+        if !live && !span.is_recording() {
             return;
         }
         let meta = event.metadata();
@@ -427,9 +431,16 @@ impl<S> Bridge<S> {
         if let Some(module) = meta.module_path() {
             attributes.push(KeyValue::new("code.module.name", module));
         }
-        span.add_event(name, attributes);
-        if failed {
-            span.set_status(Status::error(""));
+        let emit = |target: &mut Target<'_>| {
+            target.add_event(name, attributes);
+            if failed {
+                target.set_status(Status::error(""));
+            }
+        };
+        if live {
+            crate::__private::with_live(span_id, |record| emit(&mut Target::Record(record)));
+        } else {
+            emit(&mut Target::Sdk(span));
         }
     }
 }

@@ -1,24 +1,57 @@
 //! The tracer that instrumented code records to, installed by `init` or by hand.
 
 use std::cell::RefCell;
-use std::sync::RwLock;
+use std::fmt::Debug;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
-use opentelemetry::InstrumentationScope;
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
+use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
+
+use crate::record::{Limits, Record};
 
 /// Set once a provider is installed, so that code instrumented before `init`
 /// pays one relaxed load and nothing else.
 static ENABLED: AtomicBool = AtomicBool::new(false);
-static TRACER: RwLock<Option<SdkTracer>> = RwLock::new(None);
-/// Bumped after every change of `TRACER`, so that each thread's copy
+static INSTALLED: RwLock<Option<Installed>> = RwLock::new(None);
+/// Bumped after every change of `INSTALLED`, so that each thread's copy
 /// (`CACHE`) knows when to read it again: a span then costs a relaxed load
 /// and a thread-local access, not a lock.
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
-    static CACHE: RefCell<(u64, Option<SdkTracer>)> = const { RefCell::new((u64::MAX, None)) };
+    static CACHE: RefCell<(u64, Option<Installed>)> = const { RefCell::new((u64::MAX, None)) };
+}
+
+/// What instrumented code records to.
+#[derive(Clone, Debug)]
+pub(crate) struct Installed {
+    /// The provider's tracer, for spans the SDK records (when a provider
+    /// was brought with [`set_tracer_provider`], whose processors this
+    /// crate cannot reach).
+    pub(crate) tracer: SdkTracer,
+    /// With a pipeline of this crate: how its own spans are sampled and
+    /// where they go, without the SDK's span.
+    pub(crate) fast: Option<Arc<Fast>>,
+}
+
+/// A pipeline of this crate, as its own spans see it.
+#[derive(Debug)]
+pub(crate) struct Fast {
+    /// The provider's sampler, asked exactly as the SDK asks it.
+    pub(crate) sampler: Sampler,
+    pub(crate) limits: Limits,
+    /// The provider's processor, which takes [`Record`]s as well as `SpanData`.
+    pub(crate) sink: Arc<dyn RecordSink>,
+    /// Whether every root span is dropped (ratio 0): an unsampled span then
+    /// needs no context of its own, since nothing under it can be sampled.
+    pub(crate) drops_roots: bool,
+}
+
+/// A processor that takes the spans this crate records itself.
+pub(crate) trait RecordSink: Send + Sync + Debug {
+    /// `record` has ended.
+    fn end(&self, record: Record);
 }
 /// Set while the [`Guard`](crate::Guard) of an `init` call is alive.
 static INITIALIZED: AtomicBool = AtomicBool::new(false);
@@ -42,13 +75,6 @@ impl Drop for InitClaim {
     fn drop(&mut self) {
         INITIALIZED.store(false, Ordering::Release);
     }
-}
-
-/// The instrumentation scope of every span the macro and the span builder create.
-pub(crate) fn scope() -> InstrumentationScope {
-    InstrumentationScope::builder("vaxila")
-        .with_version(env!("CARGO_PKG_VERSION"))
-        .build()
 }
 
 /// Sends the spans of `#[vaxila::instrument]` and [`span`](crate::span) to
@@ -77,10 +103,19 @@ pub(crate) fn scope() -> InstrumentationScope {
 /// provider.shutdown().unwrap();
 /// ```
 pub fn set_tracer_provider(provider: SdkTracerProvider) {
-    let tracer = provider.tracer_with_scope(scope());
-    *TRACER.write().unwrap_or_else(|e| e.into_inner()) = Some(tracer);
+    install(&provider, None);
+}
+
+/// Installs `provider`, and, for a pipeline of this crate, the way to its
+/// processor that bypasses the SDK's span.
+pub(crate) fn install(provider: &SdkTracerProvider, fast: Option<Arc<Fast>>) {
+    if fast.is_some() {
+        prepare_fast_path();
+    }
+    let tracer = provider.tracer_with_scope(crate::record::scope());
+    *INSTALLED.write().unwrap_or_else(|e| e.into_inner()) = Some(Installed { tracer, fast });
     GENERATION.fetch_add(1, Ordering::Release);
-    opentelemetry::global::set_tracer_provider(provider);
+    opentelemetry::global::set_tracer_provider(provider.clone());
     ENABLED.store(true, Ordering::Release);
     // `init` sets the configured filter after this.
     crate::bridge::ensure_filter(crate::config::process_tracing_filter);
@@ -89,56 +124,84 @@ pub fn set_tracer_provider(provider: SdkTracerProvider) {
 /// Installs `provider` as [`set_tracer_provider`] does, unless one is
 /// installed; in one step, so that it never replaces a pipeline installed
 /// meanwhile. Whether it installed it.
-pub(crate) fn set_tracer_provider_if_none(provider: &SdkTracerProvider) -> bool {
-    let mut tracer = TRACER.write().unwrap_or_else(|e| e.into_inner());
-    if tracer.is_some() {
+pub(crate) fn set_tracer_provider_if_none(
+    provider: &SdkTracerProvider,
+    fast: Option<Arc<Fast>>,
+) -> bool {
+    let mut installed = INSTALLED.write().unwrap_or_else(|e| e.into_inner());
+    if installed.is_some() {
         return false;
     }
-    *tracer = Some(provider.tracer_with_scope(scope()));
+    if fast.is_some() {
+        prepare_fast_path();
+    }
+    *installed = Some(Installed {
+        tracer: provider.tracer_with_scope(crate::record::scope()),
+        fast,
+    });
     GENERATION.fetch_add(1, Ordering::Release);
     opentelemetry::global::set_tracer_provider(provider.clone());
     ENABLED.store(true, Ordering::Release);
     true
 }
 
+/// What spans of ours need before the first one starts: the clock
+/// calibrated, and forks noticed (a child must not repeat its parent's ids).
+fn prepare_fast_path() {
+    crate::clock::calibrate();
+    crate::fork::watch();
+}
+
 /// Stops recording: instrumented code goes back to costing nothing.
 pub(crate) fn clear_tracer_provider() {
     ENABLED.store(false, Ordering::Release);
-    *TRACER.write().unwrap_or_else(|e| e.into_inner()) = None;
+    *INSTALLED.write().unwrap_or_else(|e| e.into_inner()) = None;
     GENERATION.fetch_add(1, Ordering::Release);
     opentelemetry::global::set_tracer_provider(
         opentelemetry::trace::noop::NoopTracerProvider::new(),
     );
 }
 
-/// Whether a provider is installed: one relaxed load, where
-/// [`tracer`]'s copy is not needed.
+/// Whether a provider is installed: one relaxed load.
 #[inline]
 pub(crate) fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }
 
-/// The installed tracer, or `None` before `init`.
+/// Runs `f` on what is installed, or returns `None` before `init`: with no
+/// lock and no copy, from this thread's cache of it.
 #[inline]
-pub(crate) fn tracer() -> Option<SdkTracer> {
+pub(crate) fn with_installed<R>(f: impl FnOnce(&Installed) -> R) -> Option<R> {
     // Acquire: a thread that sees a new pipeline enabled sees its generation.
     if !ENABLED.load(Ordering::Acquire) {
         return None;
     }
     let generation = GENERATION.load(Ordering::Acquire);
-    CACHE
-        .try_with(|cache| match cache.try_borrow_mut() {
-            Ok(mut cache) => {
-                if cache.0 != generation {
-                    *cache = (generation, installed());
-                }
-                cache.1.clone()
+    let mut f = Some(f);
+    let cached = CACHE
+        .try_with(|cache| {
+            // Busy when `f` itself records (a processor that logs through
+            // `tracing`, say): that call reads the shared copy instead.
+            let mut cache = cache.try_borrow_mut().ok()?;
+            if cache.0 != generation {
+                *cache = (generation, installed());
             }
-            Err(_) => installed(),
+            let f = f.take()?;
+            Some(cache.1.as_ref().map(f))
         })
-        .unwrap_or_else(|_| installed())
+        .ok()
+        .flatten();
+    match cached {
+        Some(result) => result,
+        None => installed().as_ref().map(f?),
+    }
 }
 
-fn installed() -> Option<SdkTracer> {
-    TRACER.read().unwrap_or_else(|e| e.into_inner()).clone()
+/// The installed tracer, or `None` before `init`.
+pub(crate) fn tracer() -> Option<SdkTracer> {
+    with_installed(|installed| installed.tracer.clone())
+}
+
+fn installed() -> Option<Installed> {
+    INSTALLED.read().unwrap_or_else(|e| e.into_inner()).clone()
 }

@@ -205,7 +205,7 @@ pub fn reinit_after_fork() -> Result<(), Error> {
         _ => return Ok(()),
     }
     let pipeline = pipeline::build(settings)?;
-    crate::global::set_tracer_provider(pipeline.provider.clone());
+    crate::global::install(&pipeline.provider, Some(pipeline.fast.clone()));
     // The old pipeline's thread is in the parent. Dropping it here would
     // take locks of its channels that a parent thread may have held at the
     // fork: it is left alone, a few bytes the child never frees.

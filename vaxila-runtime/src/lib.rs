@@ -8,6 +8,7 @@
 mod attribute;
 mod batch;
 mod bridge;
+mod clock;
 pub mod config;
 mod console;
 mod error;
@@ -16,6 +17,7 @@ mod global;
 mod guard;
 mod otlp;
 mod pipeline;
+mod record;
 #[cfg(any(feature = "axum", feature = "reqwest"))]
 mod semconv;
 mod span;

@@ -30,8 +30,9 @@ use crate::batch::{BatchProcessor, Counters};
 use crate::config::{Compression, Exporter, Secret, Settings, TOKEN_HEADER};
 use crate::console::ConsoleExporter;
 use crate::error::Error;
+use crate::global::Fast;
 use crate::guard::Guard;
-use crate::testing::{Capture, NoExport};
+use crate::testing::{NoExport, provider_with};
 
 /// Builds the pipeline `settings` describe and installs it: the tracer
 /// provider (for instrumented code and the OpenTelemetry global), and the W3C
@@ -53,7 +54,7 @@ pub(crate) fn install(settings: Settings) -> Result<Guard, Error> {
     opentelemetry::global::set_text_map_propagator(
         opentelemetry_sdk::propagation::TraceContextPropagator::new(),
     );
-    crate::global::set_tracer_provider(pipeline.provider.clone());
+    crate::global::install(&pipeline.provider, Some(pipeline.fast.clone()));
     crate::bridge::install(&settings.tracing);
     Ok(Guard::new(pipeline, settings, claim))
 }
@@ -62,6 +63,8 @@ pub(crate) fn install(settings: Settings) -> Result<Guard, Error> {
 #[derive(Debug)]
 pub(crate) struct Pipeline {
     pub(crate) provider: SdkTracerProvider,
+    /// The way of this crate's own spans to the provider's processor.
+    pub(crate) fast: Arc<Fast>,
     /// `None` for the console and for no exporter, which lose nothing.
     pub(crate) counters: Option<Arc<Counters>>,
     /// The [`fork`](crate::fork) generation it was built in.
@@ -71,17 +74,18 @@ pub(crate) struct Pipeline {
 /// The tracer provider of `settings`, not installed anywhere.
 pub(crate) fn build(settings: &Settings) -> Result<Pipeline, Error> {
     let resource = resource(settings);
-    let builder = SdkTracerProvider::builder()
-        .with_resource(resource.clone())
-        .with_sampler(sampler(settings))
-        .with_span_limits(SpanLimits {
-            max_attributes_per_span: count(settings.limits.attributes_per_span),
-            max_events_per_span: count(settings.limits.events_per_span),
-            max_attributes_per_event: count(settings.limits.attributes_per_event),
-            ..SpanLimits::default()
-        });
+    let builder = SdkTracerProvider::builder().with_resource(resource.clone());
+    let sampler = sampler(settings);
+    let drops_roots = settings.sampler.ratio <= 0.0;
+    let limits = SpanLimits {
+        max_attributes_per_span: count(settings.limits.attributes_per_span),
+        max_events_per_span: count(settings.limits.events_per_span),
+        max_attributes_per_event: count(settings.limits.attributes_per_event),
+        ..SpanLimits::default()
+    };
     let mut counters = None;
-    let builder = match settings.exporter {
+    // Every pipeline feeds `vaxila::testing::capture` (`provider_with`).
+    let (provider, fast) = match settings.exporter {
         Exporter::Otlp => {
             let shared = Arc::new(Counters::default());
             let mut exporter = otlp_exporter(settings, shared.clone())?;
@@ -96,17 +100,22 @@ pub(crate) fn build(settings: &Settings) -> Result<Pipeline, Error> {
             )
             .map_err(Error::Thread)?;
             counters = Some(shared);
-            // Every pipeline feeds `vaxila::testing::capture`.
-            builder.with_span_processor(Capture(processor))
+            provider_with(builder, processor, sampler, drops_roots, &limits)
         }
         // Synchronous: each line is printed as the span ends, from the thread
         // that ends it, so a debugging session sees spans at once and in order.
-        Exporter::Console => builder
-            .with_span_processor(Capture(SimpleSpanProcessor::new(ConsoleExporter::stderr()))),
-        _ => builder.with_span_processor(Capture(NoExport)),
+        Exporter::Console => provider_with(
+            builder,
+            SimpleSpanProcessor::new(ConsoleExporter::stderr()),
+            sampler,
+            drops_roots,
+            &limits,
+        ),
+        _ => provider_with(builder, NoExport, sampler, drops_roots, &limits),
     };
     Ok(Pipeline {
-        provider: builder.build(),
+        provider,
+        fast,
         counters,
         generation: crate::fork::generation(),
     })

@@ -2,28 +2,46 @@
 //!
 //! Expansions name only items of this module, so the way a span is started,
 //! made current and ended can change here without touching any expansion.
+//!
+//! With a pipeline of [`init`](crate::init), a span is a [`Record`] of this
+//! crate's on the caller's stack (see `record.rs`), sampled by the
+//! pipeline's sampler before anything is allocated. Its one allocation is
+//! the OpenTelemetry `Context` that carries its ids while it is current, so
+//! that spans of `tracing` and of the OpenTelemetry API started inside it
+//! are its children. With a provider brought by the user
+//! ([`set_tracer_provider`](crate::set_tracer_provider)), whose processors
+//! only the SDK's span can reach, it is an SDK span.
 
 use std::any::Any;
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
 use std::fmt::{Debug, Display};
 use std::future::Future;
+use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
-use opentelemetry::trace::{Span as _, SpanRef, Status, TraceContextExt as _, Tracer as _};
+use opentelemetry::trace::{
+    Span as _, SpanContext, SpanId, SpanRef, Status, TraceContextExt as _, TraceFlags, Tracer as _,
+};
 use opentelemetry::{Context, KeyValue, Value};
+use opentelemetry_sdk::trace::{SamplingDecision, ShouldSample as _};
 
 pub use crate::attribute::AttributeValue;
 pub use opentelemetry::trace::SpanKind;
+
+use crate::global::{Fast, Installed};
+use crate::record::{Code, Record};
 
 /// What a span site knows at compile time, built once as a `static`.
 #[derive(Debug)]
 pub struct Meta {
     name: &'static str,
     kind: SpanKind,
-    function: &'static str,
-    file: &'static str,
-    line: u32,
+    pub(crate) function: &'static str,
+    pub(crate) file: &'static str,
+    pub(crate) line: u32,
 }
 
 impl Meta {
@@ -51,65 +69,298 @@ impl Meta {
 /// Before `init` it holds nothing and every method returns at once.
 #[derive(Debug)]
 pub struct Span {
-    cx: Option<Context>,
-    recording: bool,
+    inner: Inner,
+}
+
+#[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a span lives on its caller's stack; boxing the record would allocate per span"
+)]
+enum Inner {
+    /// Before `init`; or not sampled, with nothing for its body to inherit
+    /// (its parent's context, current already, says "not sampled" as well).
+    Off,
+    /// A context for the body and no record: an unsampled root, current so
+    /// that its children are dropped with it; or an SDK span, recording or
+    /// not (a provider of the user's).
+    Context { cx: Context, recording: bool },
+    /// A sampled span of ours.
+    Live(Live),
+}
+
+/// A sampled span of ours while it runs.
+#[derive(Debug)]
+pub(crate) struct Live {
+    /// Its ids, for the body's children.
+    cx: Context,
+    span_id: SpanId,
+    /// Borrowed through [`with_live`] by `current_span()` and by `tracing`
+    /// events, which reach it through this thread's chain of entered spans.
+    record: RefCell<Record>,
+    /// The span entered before this one on this thread, while this one is.
+    prev: Cell<*const Live>,
+}
+
+// SAFETY: `prev` is only set and read on the thread that entered the span,
+// while `poll_in` holds the span borrowed; between polls it is null.
+unsafe impl Send for Live {}
+// SAFETY: as above; through `&Live` only the `RefCell` is reached, from the
+// thread that entered it.
+unsafe impl Sync for Live {}
+
+std::thread_local! {
+    /// The innermost entered span of ours on this thread.
+    static ENTERED: Cell<*const Live> = const { Cell::new(std::ptr::null()) };
+}
+
+/// Makes a span findable by [`with_live`] until dropped.
+struct Entered<'a> {
+    prev: *const Live,
+    _live: PhantomData<&'a Live>,
+}
+
+impl Live {
+    #[inline]
+    fn enter(&self) -> Entered<'_> {
+        let prev = ENTERED
+            .try_with(|entered| entered.replace(std::ptr::from_ref(self)))
+            .unwrap_or(std::ptr::null());
+        self.prev.set(prev);
+        Entered {
+            prev,
+            _live: PhantomData,
+        }
+    }
+}
+
+impl Drop for Entered<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        let _ = ENTERED.try_with(|entered| entered.set(self.prev));
+    }
+}
+
+/// Runs `f` on the record of the span of ours with id `span_id`, if it is
+/// entered on this thread (its body is running, here): how
+/// `current_span()` and `tracing` events write to it.
+pub(crate) fn with_live<R>(span_id: SpanId, f: impl FnOnce(&mut Record) -> R) -> Option<R> {
+    ENTERED
+        .try_with(|entered| {
+            let mut next = entered.get();
+            // SAFETY: every pointer in the chain is of a `Live` whose
+            // `poll_in` is running on this thread, below us on the stack: it
+            // holds the span borrowed (so it neither moves nor drops) and
+            // unlinks it before it returns, unwinding included (`Entered`).
+            while let Some(live) = unsafe { next.as_ref() } {
+                if live.span_id == span_id {
+                    return live.record.try_borrow_mut().ok().map(|mut r| f(&mut r));
+                }
+                next = live.prev.get();
+            }
+            None
+        })
+        .ok()
+        .flatten()
+}
+
+/// Whether the span with id `span_id` is one of ours entered on this thread.
+pub(crate) fn is_live(span_id: SpanId) -> bool {
+    with_live(span_id, |_| ()).is_some()
+}
+
+/// Where a span gets its parent.
+#[derive(Clone, Copy)]
+pub(crate) enum Parent<'a> {
+    Current,
+    Explicit(&'a Context),
+    Root,
+}
+
+/// What a span is, beyond its parent.
+pub(crate) struct Site<A> {
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) kind: SpanKind,
+    pub(crate) code: Code,
+    /// Made only once the span is known to be sampled.
+    pub(crate) attributes: A,
 }
 
 impl Span {
-    const DISABLED: Self = Self {
-        cx: None,
-        recording: false,
-    };
+    const OFF: Self = Self { inner: Inner::Off };
 
     /// Starts a span whose parent is the current context.
     #[inline]
     #[must_use]
     pub fn start(meta: &'static Meta) -> Self {
-        match crate::global::tracer() {
-            None => Self::DISABLED,
-            Some(tracer) => Context::map_current(|parent| Self::build(&tracer, meta, parent)),
+        if !crate::global::enabled() {
+            return Self::OFF;
         }
+        Self::start_meta(meta, Parent::Current)
     }
 
     /// Starts a span under an explicit parent context.
     #[inline]
     #[must_use]
     pub fn start_with_parent(meta: &'static Meta, parent: &Context) -> Self {
-        match crate::global::tracer() {
-            None => Self::DISABLED,
-            Some(tracer) => Self::build(&tracer, meta, parent),
+        if !crate::global::enabled() {
+            return Self::OFF;
         }
+        Self::start_meta(meta, Parent::Explicit(parent))
     }
 
     /// Starts the root span of a new trace, whatever the current context.
     #[inline]
     #[must_use]
     pub fn start_root(meta: &'static Meta) -> Self {
-        match crate::global::tracer() {
-            None => Self::DISABLED,
-            Some(tracer) => Self::build(&tracer, meta, &Context::new()),
+        if !crate::global::enabled() {
+            return Self::OFF;
+        }
+        Self::start_meta(meta, Parent::Root)
+    }
+
+    fn start_meta(meta: &'static Meta, parent: Parent<'_>) -> Self {
+        Self::begin(
+            Site {
+                name: Cow::Borrowed(meta.name),
+                kind: meta.kind.clone(),
+                code: Code::Function(meta),
+                attributes: Vec::new,
+            },
+            parent,
+        )
+    }
+
+    /// Starts a span of any kind: the macro's, the span builder's and the
+    /// integrations'. Off before `init`.
+    pub(crate) fn begin<A, I>(site: Site<A>, parent: Parent<'_>) -> Self
+    where
+        A: FnOnce() -> I,
+        I: IntoIterator<Item = KeyValue>,
+    {
+        crate::global::with_installed(|installed| match parent {
+            Parent::Current => Context::map_current(|cx| Self::begin_in(installed, site, cx)),
+            Parent::Explicit(cx) => Self::begin_in(installed, site, cx),
+            Parent::Root => Self::begin_in(installed, site, &Context::new()),
+        })
+        .unwrap_or(Self::OFF)
+    }
+
+    fn begin_in<A, I>(installed: &Installed, site: Site<A>, parent: &Context) -> Self
+    where
+        A: FnOnce() -> I,
+        I: IntoIterator<Item = KeyValue>,
+    {
+        match &installed.fast {
+            Some(fast) => Self::begin_fast(fast, site, parent),
+            None => Self::begin_sdk(&installed.tracer, site, parent),
         }
     }
 
-    pub(crate) fn build(
+    /// As the SDK's `build_with_context`, decision for decision, minus the
+    /// SDK's span.
+    fn begin_fast<A, I>(fast: &Fast, site: Site<A>, parent: &Context) -> Self
+    where
+        A: FnOnce() -> I,
+        I: IntoIterator<Item = KeyValue>,
+    {
+        if parent.is_telemetry_suppressed() {
+            return Self::OFF;
+        }
+        let parent_span = parent.span();
+        let parent_sc = parent_span.span_context();
+        let inherits = parent_sc.is_valid();
+        let trace_id = if inherits {
+            parent_sc.trace_id()
+        } else {
+            crate::record::new_trace_id()
+        };
+        let sampling =
+            fast.sampler
+                .should_sample(Some(parent), trace_id, &site.name, &site.kind, &[], &[]);
+        let sampled = match sampling.decision {
+            SamplingDecision::Drop => {
+                // Under a parent, the children of this span would be
+                // decided as it was (same trace id, a parent that is not
+                // sampled), so the parent's context serves them; a root's
+                // children need one that says "not sampled", unless every
+                // root is dropped anyway.
+                if inherits || fast.drops_roots {
+                    return Self::OFF;
+                }
+                let span_context = SpanContext::new(
+                    trace_id,
+                    crate::record::new_span_id(),
+                    TraceFlags::default(),
+                    false,
+                    sampling.trace_state,
+                );
+                return Self {
+                    inner: Inner::Context {
+                        cx: parent.with_remote_span_context(span_context),
+                        recording: false,
+                    },
+                };
+            }
+            SamplingDecision::RecordOnly => false,
+            SamplingDecision::RecordAndSample => true,
+        };
+        let span_id = crate::record::new_span_id();
+        let span_context = SpanContext::new(
+            trace_id,
+            span_id,
+            parent_sc.trace_flags().with_sampled(sampled),
+            false,
+            sampling.trace_state,
+        );
+        let mut record = Record::new(
+            span_context.clone(),
+            parent_sc,
+            site.name,
+            site.kind,
+            site.code,
+            fast.limits,
+        );
+        for attribute in sampling.attributes.into_iter().chain((site.attributes)()) {
+            record.set_attribute(attribute);
+        }
+        Self {
+            inner: Inner::Live(Live {
+                // "Remote" is only the name of the constructor: the flag is
+                // the span context's, which says local.
+                cx: parent.with_remote_span_context(span_context),
+                span_id,
+                record: RefCell::new(record),
+                prev: Cell::new(std::ptr::null()),
+            }),
+        }
+    }
+
+    /// An SDK span, for a provider of the user's.
+    fn begin_sdk<A, I>(
         tracer: &opentelemetry_sdk::trace::SdkTracer,
-        meta: &'static Meta,
+        site: Site<A>,
         parent: &Context,
-    ) -> Self {
-        let builder = tracer.span_builder(meta.name).with_kind(meta.kind.clone());
+    ) -> Self
+    where
+        A: FnOnce() -> I,
+        I: IntoIterator<Item = KeyValue>,
+    {
+        let builder = tracer.span_builder(site.name).with_kind(site.kind);
         let mut span = tracer.build_with_context(builder, parent);
         let recording = span.is_recording();
         // After the sampling decision: an unsampled span allocates nothing for them.
         if recording {
-            span.set_attributes([
-                KeyValue::new("code.function.name", meta.function),
-                KeyValue::new("code.file.path", meta.file),
-                KeyValue::new("code.line.number", i64::from(meta.line)),
-            ]);
+            let mut attributes = Vec::new();
+            site.code.push_into(&mut attributes);
+            attributes.extend((site.attributes)());
+            span.set_attributes(attributes);
         }
         Self {
-            cx: Some(parent.with_span(span)),
-            recording,
+            inner: Inner::Context {
+                cx: parent.with_span(span),
+                recording,
+            },
         }
     }
 
@@ -118,19 +369,36 @@ impl Span {
     #[inline]
     #[must_use]
     pub fn is_recording(&self) -> bool {
-        self.recording
+        match &self.inner {
+            Inner::Off => false,
+            Inner::Context { recording, .. } => *recording,
+            Inner::Live(_) => true,
+        }
+    }
+
+    /// What is recorded on this span goes to its record or its SDK span.
+    #[inline]
+    fn target(&mut self) -> Option<Target<'_>> {
+        match &mut self.inner {
+            Inner::Live(live) => Some(Target::Record(live.record.get_mut())),
+            Inner::Context {
+                cx,
+                recording: true,
+            } => Some(Target::Sdk(cx.span())),
+            _ => None,
+        }
     }
 
     fn set(&mut self, key: &'static str, value: Value) {
-        if let Some(cx) = &self.cx {
-            cx.span().set_attribute(KeyValue::new(key, value));
+        if let Some(mut target) = self.target() {
+            target.set_attribute(KeyValue::new(key, value));
         }
     }
 
     /// Records `value` under `key` with its typed value.
     #[inline]
     pub fn attr<V: AttributeValue + ?Sized>(&mut self, key: &'static str, value: &V) {
-        if self.recording
+        if self.is_recording()
             && let Some(value) = value.to_value()
         {
             self.set(key, value);
@@ -140,7 +408,7 @@ impl Span {
     /// Records the `Display` text of `value` under `key`.
     #[inline]
     pub fn attr_display<V: Display + ?Sized>(&mut self, key: &'static str, value: &V) {
-        if self.recording {
+        if self.is_recording() {
             self.set(key, Value::String(value.to_string().into()));
         }
     }
@@ -148,7 +416,7 @@ impl Span {
     /// Records the `Debug` text of `value` under `key`.
     #[inline]
     pub fn attr_debug<V: Debug + ?Sized>(&mut self, key: &'static str, value: &V) {
-        if self.recording {
+        if self.is_recording() {
             self.set(key, Value::String(format!("{value:?}").into()));
         }
     }
@@ -177,28 +445,56 @@ impl Span {
     /// Marks the span failed by an error: status Error with `message`,
     /// `error.type`, and an `exception` event.
     pub fn record_error(&mut self, type_name: &'static str, message: &dyn Display) {
-        if let Some(cx) = self.cx.as_ref().filter(|_| self.recording) {
-            record_exception(&cx.span(), type_name, &message.to_string());
+        if !self.is_recording() {
+            return;
+        }
+        let message = message.to_string();
+        if let Some(mut target) = self.target() {
+            record_exception(&mut target, type_name, message);
         }
     }
 
     fn record_panic(&mut self, payload: &(dyn Any + Send)) {
-        if !self.recording {
-            return;
-        }
         let message = payload
             .downcast_ref::<&str>()
             .copied()
             .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
             .unwrap_or("Box<dyn Any>");
-        if let Some(cx) = &self.cx {
-            record_exception(&cx.span(), "panic", message);
+        if let Some(mut target) = self.target() {
+            record_exception(&mut target, "panic", message.to_owned());
         }
     }
 
     pub(crate) fn record_cancelled(&mut self) {
-        if self.recording {
-            self.set("vaxila.cancelled", Value::Bool(true));
+        self.set("vaxila.cancelled", Value::Bool(true));
+    }
+}
+
+/// Where what is said of a span goes: a record of ours, or an SDK span.
+pub(crate) enum Target<'a> {
+    Record(&'a mut Record),
+    Sdk(SpanRef<'a>),
+}
+
+impl Target<'_> {
+    pub(crate) fn set_attribute(&mut self, attribute: KeyValue) {
+        match self {
+            Self::Record(record) => record.set_attribute(attribute),
+            Self::Sdk(span) => span.set_attribute(attribute),
+        }
+    }
+
+    pub(crate) fn add_event(&mut self, name: Cow<'static, str>, attributes: Vec<KeyValue>) {
+        match self {
+            Self::Record(record) => record.add_event(name, attributes),
+            Self::Sdk(span) => span.add_event(name, attributes),
+        }
+    }
+
+    pub(crate) fn set_status(&mut self, status: Status) {
+        match self {
+            Self::Record(record) => record.set_status(status),
+            Self::Sdk(span) => span.set_status(status),
         }
     }
 }
@@ -206,25 +502,40 @@ impl Span {
 /// Status Error with `message`, `error.type`, and an `exception` event: how
 /// every failure is recorded, by the macro, the span builder, `current_span()`
 /// and for panics (whose type is `panic`).
-pub(crate) fn record_exception(span: &SpanRef<'_>, type_name: &'static str, message: &str) {
-    span.set_attribute(KeyValue::new("error.type", type_name));
-    span.add_event(
-        "exception",
+pub(crate) fn record_exception(target: &mut Target<'_>, type_name: &'static str, message: String) {
+    target.set_attribute(KeyValue::new("error.type", type_name));
+    target.add_event(
+        Cow::Borrowed("exception"),
         vec![
             KeyValue::new("exception.type", type_name),
-            KeyValue::new("exception.message", message.to_owned()),
+            KeyValue::new("exception.message", message.clone()),
         ],
     );
-    span.set_status(Status::error(message.to_owned()));
+    target.set_status(Status::error(message));
 }
 
 impl Drop for Span {
     #[inline]
     fn drop(&mut self) {
-        if let Some(cx) = &self.cx {
-            cx.span().end();
+        match std::mem::replace(&mut self.inner, Inner::Off) {
+            Inner::Off => {}
+            Inner::Context { cx, .. } => cx.span().end(),
+            Inner::Live(live) => end(live),
         }
     }
+}
+
+/// Hands an ended span to the pipeline installed now (the one it started
+/// in, but for a span that outlives its guard, which is then dropped).
+fn end(live: Live) {
+    let mut record = live.record.into_inner();
+    record.end = crate::clock::Stamp::now();
+    drop(live.cx);
+    crate::global::with_installed(|installed| {
+        if let Some(fast) = &installed.fast {
+            fast.sink.end(record);
+        }
+    });
 }
 
 pin_project_lite::pin_project! {
@@ -268,12 +579,19 @@ impl Span {
     /// future or stream that runs inside a span, go through here.
     #[inline]
     pub(crate) fn poll_in<T>(&mut self, done: &mut bool, poll: impl FnOnce() -> T) -> T {
-        let Some(cx) = &self.cx else { return poll() };
-        let guard = cx.clone().attach();
-        match catch_unwind(AssertUnwindSafe(poll)) {
+        let (cx, live) = match &self.inner {
+            Inner::Off => return poll(),
+            Inner::Context { cx, .. } => (cx, None),
+            Inner::Live(live) => (&live.cx, Some(live)),
+        };
+        let attached = cx.clone().attach();
+        let entered = live.map(Live::enter);
+        let result = catch_unwind(AssertUnwindSafe(poll));
+        drop(entered);
+        drop(attached);
+        match result {
             Ok(value) => value,
             Err(payload) => {
-                drop(guard);
                 *done = true;
                 self.record_panic(&*payload);
                 resume_unwind(payload)
@@ -497,52 +815,56 @@ impl<T: ?Sized> RetOpaque for Probe<'_, T> {
     fn __vaxila_ret(&self, _: &mut Span) {}
 }
 
-/// What the span builder (`vaxila::span`) needs beyond the expansion's surface.
+/// What the span builder (`vaxila::span`) and the integrations need beyond
+/// the expansion's surface.
 impl Span {
     pub(crate) const fn disabled() -> Self {
-        Self::DISABLED
+        Self::OFF
     }
 
-    pub(crate) fn from_context(cx: Context) -> Self {
-        let recording = cx.span().is_recording();
-        Self {
-            cx: Some(cx),
-            recording,
+    /// The context the span's body runs in, `None` when it is off.
+    pub(crate) fn context(&self) -> Option<&Context> {
+        match &self.inner {
+            Inner::Off => None,
+            Inner::Context { cx, .. } => Some(cx),
+            Inner::Live(live) => Some(&live.cx),
         }
     }
 
-    pub(crate) fn context(&self) -> Option<&Context> {
-        self.cx.as_ref()
+    /// Whether it is a span of ours, recorded by this crate.
+    pub(crate) fn is_live(&self) -> bool {
+        matches!(self.inner, Inner::Live(_))
     }
 
     #[cfg(any(feature = "axum", feature = "reqwest", feature = "sqlx"))]
     /// A span with a name and attributes known only at run time (the
     /// integrations' HTTP and database spans), under `parent`; disabled
-    /// before `init`.
+    /// before `init`. The attributes are made only for a sampled span.
     pub(crate) fn start_named(
-        name: impl FnOnce() -> std::borrow::Cow<'static, str>,
+        name: impl FnOnce() -> Cow<'static, str>,
         kind: SpanKind,
         attributes: impl FnOnce() -> Vec<KeyValue>,
         parent: &Context,
     ) -> Self {
-        let Some(tracer) = crate::global::tracer() else {
-            return Self::DISABLED;
-        };
-        let builder = tracer.span_builder(name()).with_kind(kind);
-        let mut span = tracer.build_with_context(builder, parent);
-        // After the sampling decision, which needs none of them: an
-        // unsampled request or query pays nothing for its attributes.
-        if span.is_recording() {
-            span.set_attributes(attributes());
+        if !crate::global::enabled() {
+            return Self::OFF;
         }
-        Self::from_context(parent.with_span(span))
+        Self::begin(
+            Site {
+                name: name(),
+                kind,
+                code: Code::None,
+                attributes,
+            },
+            Parent::Explicit(parent),
+        )
     }
 
     #[cfg(any(feature = "axum", feature = "reqwest", feature = "sqlx"))]
     /// Records `value` under a key made at run time.
     pub(crate) fn set_attribute(&mut self, attribute: KeyValue) {
-        if let Some(cx) = self.cx.as_ref().filter(|_| self.recording) {
-            cx.span().set_attribute(attribute);
+        if let Some(mut target) = self.target() {
+            target.set_attribute(attribute);
         }
     }
 
@@ -550,10 +872,9 @@ impl Span {
     /// Status Error and `error.type`, without an exception event: an HTTP
     /// status that means failure is no exception.
     pub(crate) fn set_failed(&mut self, error_type: String, description: String) {
-        if let Some(cx) = self.cx.as_ref().filter(|_| self.recording) {
-            let span = cx.span();
-            span.set_attribute(KeyValue::new("error.type", error_type));
-            span.set_status(Status::error(description));
+        if let Some(mut target) = self.target() {
+            target.set_attribute(KeyValue::new("error.type", error_type));
+            target.set_status(Status::error(description));
         }
     }
 }

@@ -6,11 +6,14 @@ use std::fmt::Display;
 use std::future::Future;
 use std::panic::Location;
 
-use opentelemetry::trace::{SpanContext, SpanKind, SpanRef, TraceContextExt as _, Tracer as _};
+use opentelemetry::trace::{SpanContext, SpanKind, TraceContextExt as _};
 use opentelemetry::{Context, Key, KeyValue};
+use smallvec::SmallVec;
 
-use crate::__private::{Span, record_exception};
+use crate::__private::{Parent as From, Site, is_live, with_live};
+use crate::__private::{Span, Target, record_exception};
 use crate::AttributeValue;
+use crate::record::Code;
 
 /// Starts describing a span around a block of code: the Rust form of
 /// `with tracer.start_as_current_span("name") as span:`.
@@ -50,7 +53,7 @@ pub fn span(name: impl Into<Cow<'static, str>>) -> SpanBuilder {
     SpanBuilder {
         name: name.into(),
         kind: SpanKind::Internal,
-        attributes: Vec::new(),
+        attributes: SmallVec::new(),
         parent: Parent::Current,
         location: Location::caller(),
     }
@@ -62,7 +65,7 @@ pub fn span(name: impl Into<Cow<'static, str>>) -> SpanBuilder {
 pub struct SpanBuilder {
     name: Cow<'static, str>,
     kind: SpanKind,
-    attributes: Vec<KeyValue>,
+    attributes: SmallVec<[KeyValue; 4]>,
     parent: Parent,
     location: &'static Location<'static>,
 }
@@ -204,26 +207,24 @@ impl SpanBuilder {
     }
 
     fn start(self) -> Span {
-        let Some(tracer) = crate::global::tracer() else {
+        if !crate::global::enabled() {
             return Span::disabled();
+        }
+        let parent = match &self.parent {
+            Parent::Current => From::Current,
+            Parent::Explicit(cx) => From::Explicit(cx),
+            Parent::Root => From::Root,
         };
-        let mut attributes = self.attributes;
-        attributes.push(KeyValue::new("code.file.path", self.location.file()));
-        attributes.push(KeyValue::new(
-            "code.line.number",
-            i64::from(self.location.line()),
-        ));
-        let builder = tracer
-            .span_builder(self.name)
-            .with_kind(self.kind)
-            .with_attributes(attributes);
-        let parent = match self.parent {
-            Parent::Current => Context::current(),
-            Parent::Explicit(cx) => cx,
-            Parent::Root => Context::new(),
-        };
-        let span = tracer.build_with_context(builder, &parent);
-        Span::from_context(parent.with_span(span))
+        let attributes = self.attributes;
+        Span::begin(
+            Site {
+                name: self.name,
+                kind: self.kind,
+                code: Code::Caller(self.location),
+                attributes: move || attributes,
+            },
+            parent,
+        )
     }
 }
 
@@ -244,35 +245,59 @@ impl SpanBuilder {
 /// ```
 #[must_use]
 pub fn current_span() -> ActiveSpan {
-    ActiveSpan {
-        cx: Context::map_current(|cx| cx.has_active_span().then(|| cx.clone())),
-    }
+    Context::map_current(|cx| {
+        if !cx.has_active_span() {
+            return ActiveSpan {
+                cx: None,
+                live: false,
+            };
+        }
+        ActiveSpan {
+            live: is_live(cx.span().span_context().span_id()),
+            cx: Some(cx.clone()),
+        }
+    })
 }
 
 /// A handle to a span that has started and not yet ended; see [`current_span`].
+///
+/// A span of `#[vaxila::instrument]` or [`span`] takes what is given to it
+/// through the handle while its code runs on the thread that asked for
+/// the handle (where `current_span()` is called); given anywhere else, or
+/// after that, it is ignored. Spans of `tracing` and of the OpenTelemetry
+/// API take it wherever they are still open.
 #[derive(Clone, Debug)]
 pub struct ActiveSpan {
     cx: Option<Context>,
+    /// A span of ours, reached through this thread's entered spans.
+    live: bool,
 }
 
 impl ActiveSpan {
     fn of(span: &Span) -> Self {
         Self {
             cx: span.context().cloned(),
+            live: span.is_live(),
         }
     }
 
-    fn recording(&self) -> Option<SpanRef<'_>> {
-        self.cx
-            .as_ref()
-            .map(Context::span)
-            .filter(SpanRef::is_recording)
+    /// Runs `f` on where what is given to the span goes, if it is kept.
+    fn with_target<R>(&self, f: impl FnOnce(&mut Target<'_>) -> R) -> Option<R> {
+        let cx = self.cx.as_ref()?;
+        if self.live {
+            with_live(cx.span().span_context().span_id(), |record| {
+                f(&mut Target::Record(record))
+            })
+        } else {
+            let span = cx.span();
+            span.is_recording().then(|| f(&mut Target::Sdk(span)))
+        }
     }
 
     /// Whether what is given to this span is kept (it is started and sampled).
     #[must_use]
     pub fn is_recording(&self) -> bool {
-        self.recording().is_some()
+        self.with_target(|_| ()).is_some()
     }
 
     /// The span's trace and span ids, `SpanContext::empty_context()` outside any span.
@@ -291,10 +316,8 @@ impl ActiveSpan {
     /// vaxila::current_span().set_attribute("rows", 3usize);
     /// ```
     pub fn set_attribute(&self, key: impl Into<Key>, value: impl AttributeValue) {
-        if let Some(span) = self.recording()
-            && let Some(value) = value.to_value()
-        {
-            span.set_attribute(KeyValue::new(key, value));
+        if let Some(value) = value.to_value() {
+            self.with_target(|span| span.set_attribute(KeyValue::new(key, value)));
         }
     }
 
@@ -318,12 +341,12 @@ impl ActiveSpan {
         K: Into<Key>,
         V: AttributeValue,
     {
-        if let Some(span) = self.recording() {
+        if self.is_recording() {
             let attributes = attributes
                 .into_iter()
                 .filter_map(|(k, v)| v.to_value().map(|v| KeyValue::new(k, v)))
                 .collect();
-            span.add_event(name, attributes);
+            self.with_target(|span| span.add_event(name.into(), attributes));
         }
     }
 
@@ -337,8 +360,9 @@ impl ActiveSpan {
     /// }
     /// ```
     pub fn record_error<E: Error + ?Sized>(&self, err: &E) {
-        if let Some(span) = self.recording() {
-            record_exception(&span, std::any::type_name::<E>(), &err.to_string());
+        if self.is_recording() {
+            let message = err.to_string();
+            self.with_target(|span| record_exception(span, std::any::type_name::<E>(), message));
         }
     }
 }

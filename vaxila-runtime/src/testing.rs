@@ -30,9 +30,14 @@ use std::time::{Duration, SystemTime};
 use opentelemetry::trace::{SpanId, SpanKind, Status, TraceId};
 use opentelemetry::{Context, Key, Value};
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{SdkTracerProvider, SimpleSpanProcessor, SpanData, SpanProcessor};
+use opentelemetry_sdk::trace::{
+    Sampler, SdkTracerProvider, SimpleSpanProcessor, SpanData, SpanLimits, SpanProcessor,
+};
 
+use crate::clock::Anchor;
 use crate::console::ConsoleExporter;
+use crate::global::{Fast, RecordSink};
+use crate::record::Record;
 
 /// How many captures are registered right now: when none is, the processor
 /// returns after one atomic load.
@@ -65,15 +70,19 @@ impl SpanProcessor for NoExport {
     }
 }
 
-/// Gives `span` to the `capture` running on this thread, if any.
-fn offer(span: &SpanData) {
+/// Where the `capture` running on this thread, if any, collects.
+fn this_threads_sink() -> Option<Sink> {
     let thread = std::thread::current().id();
-    let sink = lock(&SINKS)
+    lock(&SINKS)
         .iter()
         .rev()
         .find(|(t, _)| *t == thread)
-        .map(|(_, sink)| Arc::clone(sink));
-    if let Some(sink) = sink {
+        .map(|(_, sink)| Arc::clone(sink))
+}
+
+/// Gives `span` to the `capture` running on this thread, if any.
+fn offer(span: &SpanData) {
+    if let Some(sink) = this_threads_sink() {
         lock(&sink).push(span.clone());
     }
 }
@@ -110,24 +119,96 @@ impl<P: SpanProcessor> SpanProcessor for Capture<P> {
     }
 }
 
+impl<P: RecordSink> RecordSink for Capture<P> {
+    fn end(&self, record: Record) {
+        if CAPTURING.load(Ordering::Relaxed) != 0
+            && let Some(sink) = this_threads_sink()
+        {
+            lock(&sink).push(record.to_span_data(&Anchor::now()));
+        }
+        self.0.end(record);
+    }
+}
+
+impl RecordSink for NoExport {
+    fn end(&self, _: Record) {}
+}
+
+/// A processor shared by the SDK's provider, which gives it the spans of
+/// `tracing` and of the OpenTelemetry API, and by this crate's spans
+/// ([`Fast`]), which give it [`Record`]s.
+///
+/// It does not pass `set_resource` on: the processors shared this way
+/// either get the resource before (the OTLP exporter) or print none.
+#[derive(Debug)]
+pub(crate) struct Shared<P>(pub(crate) Arc<P>);
+
+impl<P: SpanProcessor> SpanProcessor for Shared<P> {
+    fn on_start(&self, span: &mut opentelemetry_sdk::trace::Span, cx: &Context) {
+        self.0.on_start(span, cx);
+    }
+
+    fn on_end(&self, span: SpanData) {
+        self.0.on_end(span);
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.0.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.0.shutdown_with_timeout(timeout)
+    }
+}
+
+/// The provider of `processor`, and the way of this crate's spans to it.
+/// `drops_roots`: whether `sampler` drops every span without a parent.
+pub(crate) fn provider_with<P>(
+    builder: opentelemetry_sdk::trace::TracerProviderBuilder,
+    processor: P,
+    sampler: Sampler,
+    drops_roots: bool,
+    limits: &SpanLimits,
+) -> (SdkTracerProvider, Arc<Fast>)
+where
+    P: SpanProcessor + RecordSink + 'static,
+{
+    let processor = Arc::new(Capture(processor));
+    let provider = builder
+        .with_sampler(sampler.clone())
+        .with_span_limits(*limits)
+        .with_span_processor(Shared(processor.clone()))
+        .build();
+    let fast = Fast {
+        sampler,
+        limits: limits.into(),
+        sink: processor,
+        drops_roots,
+    };
+    (provider, Arc::new(fast))
+}
+
 static CONSOLE: AtomicBool = AtomicBool::new(false);
 
 /// Installs the kit's provider unless a pipeline is installed: it feeds
 /// [`capture`], and prints once [`init_console`] is called. Checked at every
 /// capture, so that capture keeps working after an `init` guard is dropped.
 fn ensure_provider() {
-    static KIT: OnceLock<SdkTracerProvider> = OnceLock::new();
+    static KIT: OnceLock<(SdkTracerProvider, Arc<Fast>)> = OnceLock::new();
     if crate::global::enabled() {
         return;
     }
-    let provider = KIT.get_or_init(|| {
-        SdkTracerProvider::builder()
-            .with_span_processor(Capture(ConsoleOnceAsked(SimpleSpanProcessor::new(
-                ConsoleExporter::new(TestOutput),
-            ))))
-            .build()
+    let (provider, fast) = KIT.get_or_init(|| {
+        provider_with(
+            SdkTracerProvider::builder(),
+            ConsoleOnceAsked(SimpleSpanProcessor::new(ConsoleExporter::new(TestOutput))),
+            // The SDK's default.
+            Sampler::ParentBased(Box::new(Sampler::AlwaysOn)),
+            false,
+            &SpanLimits::default(),
+        )
     });
-    crate::global::set_tracer_provider_if_none(provider);
+    crate::global::set_tracer_provider_if_none(provider, Some(fast.clone()));
 }
 
 /// Prints spans only once [`init_console`] has been called.
@@ -149,6 +230,21 @@ impl SpanProcessor for ConsoleOnceAsked {
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
         self.0.shutdown_with_timeout(timeout)
+    }
+}
+
+impl RecordSink for ConsoleOnceAsked {
+    fn end(&self, record: Record) {
+        if CONSOLE.load(Ordering::Relaxed) {
+            self.0.end(record);
+        }
+    }
+}
+
+/// The console prints each span as it ends, on the thread that ends it.
+impl<E: opentelemetry_sdk::trace::SpanExporter> RecordSink for SimpleSpanProcessor<E> {
+    fn end(&self, record: Record) {
+        self.on_end(record.into_span_data(&Anchor::now()));
     }
 }
 

@@ -1,0 +1,310 @@
+//! The spans this crate starts itself (`#[instrument]`, `vaxila::span`, the integrations), recorded without the SDK's span.
+//!
+//! The SDK's span allocates a `SpanData`, boxes it behind a mutex, locks
+//! it for every attribute, and on `end` moves it through its processors.
+//! A [`Record`] is one plain value on the caller's stack: attributes inline,
+//! the function's `code.*` attributes a pointer to its static metadata, two
+//! tick readings for time. Ending it moves it into the pipeline's queue; it
+//! becomes a `SpanData`, identical to the one the SDK would have made, only
+//! on the export thread (or, for the console and the testing kit, at once).
+
+use std::borrow::Cow;
+use std::cell::Cell;
+use std::panic::Location;
+
+use opentelemetry::trace::{Event, SpanContext, SpanId, SpanKind, Status, TraceId};
+use opentelemetry::{InstrumentationScope, KeyValue};
+use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLimits, SpanLinks};
+use smallvec::SmallVec;
+
+use crate::__private::Meta;
+use crate::clock::{Anchor, Stamp};
+
+/// Where a span was started: its `code.*` attributes, made only on export.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Code {
+    #[cfg_attr(
+        not(any(feature = "axum", feature = "reqwest", feature = "sqlx")),
+        expect(dead_code, reason = "the integrations' spans have no code site")
+    )]
+    None,
+    /// An instrumented function: `code.function.name`, `code.file.path`, `code.line.number`.
+    Function(&'static Meta),
+    /// A `vaxila::span` call: `code.file.path`, `code.line.number`.
+    Caller(&'static Location<'static>),
+}
+
+impl Code {
+    fn len(self) -> usize {
+        match self {
+            Self::None => 0,
+            Self::Function(_) => 3,
+            Self::Caller(_) => 2,
+        }
+    }
+
+    pub(crate) fn push_into(self, attributes: &mut Vec<KeyValue>) {
+        match self {
+            Self::None => {}
+            Self::Function(meta) => {
+                attributes.push(KeyValue::new("code.function.name", meta.function));
+                attributes.push(KeyValue::new("code.file.path", meta.file));
+                attributes.push(KeyValue::new("code.line.number", i64::from(meta.line)));
+            }
+            Self::Caller(location) => {
+                attributes.push(KeyValue::new("code.file.path", location.file()));
+                attributes.push(KeyValue::new(
+                    "code.line.number",
+                    i64::from(location.line()),
+                ));
+            }
+        }
+    }
+}
+
+/// The count limits of a pipeline, as the SDK applies them.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    attributes: u32,
+    events: u32,
+    event_attributes: u32,
+}
+
+impl From<&SpanLimits> for Limits {
+    fn from(limits: &SpanLimits) -> Self {
+        Self {
+            attributes: limits.max_attributes_per_span,
+            events: limits.max_events_per_span,
+            event_attributes: limits.max_attributes_per_event,
+        }
+    }
+}
+
+/// Attributes a span holds without allocating: the arguments of a typical
+/// instrumented function.
+const INLINE_ATTRIBUTES: usize = 4;
+
+/// A sampled span of ours, from its start until it is exported.
+#[derive(Debug)]
+pub(crate) struct Record {
+    pub(crate) span_context: SpanContext,
+    pub(crate) parent_span_id: SpanId,
+    pub(crate) parent_is_remote: bool,
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) kind: SpanKind,
+    pub(crate) code: Code,
+    pub(crate) start: Stamp,
+    pub(crate) end: Stamp,
+    attributes: SmallVec<[KeyValue; INLINE_ATTRIBUTES]>,
+    dropped_attributes: u32,
+    events: Vec<Event>,
+    dropped_events: u32,
+    status: Status,
+    limits: Limits,
+}
+
+impl Record {
+    pub(crate) fn new(
+        span_context: SpanContext,
+        parent: &SpanContext,
+        name: Cow<'static, str>,
+        kind: SpanKind,
+        code: Code,
+        limits: Limits,
+    ) -> Self {
+        let start = Stamp::now();
+        Self {
+            span_context,
+            parent_span_id: parent.span_id(),
+            parent_is_remote: parent.is_remote(),
+            name,
+            kind,
+            code,
+            start,
+            end: start,
+            attributes: SmallVec::new(),
+            dropped_attributes: 0,
+            events: Vec::new(),
+            dropped_events: 0,
+            status: Status::Unset,
+            limits,
+        }
+    }
+
+    /// As the SDK's `set_attribute`: appended (never replacing an earlier
+    /// value of the key), or counted as dropped past the limit, which the
+    /// `code.*` attributes count towards.
+    pub(crate) fn set_attribute(&mut self, attribute: KeyValue) {
+        if self.attributes.len() + self.code.len() < self.limits.attributes as usize {
+            self.attributes.push(attribute);
+        } else {
+            self.dropped_attributes += 1;
+        }
+    }
+
+    pub(crate) fn add_event(&mut self, name: Cow<'static, str>, mut attributes: Vec<KeyValue>) {
+        if self.events.len() < self.limits.events as usize {
+            let limit = self.limits.event_attributes as usize;
+            let dropped = attributes.len().saturating_sub(limit);
+            attributes.truncate(limit);
+            self.events.push(Event::new(
+                name,
+                opentelemetry::time::now(),
+                attributes,
+                u32::try_from(dropped).unwrap_or(u32::MAX),
+            ));
+        } else {
+            self.dropped_events += 1;
+        }
+    }
+
+    /// As the SDK's `set_status`: Ok over Error over Unset.
+    pub(crate) fn set_status(&mut self, status: Status) {
+        if status > self.status {
+            self.status = status;
+        }
+    }
+
+    pub(crate) fn into_span_data(self, anchor: &Anchor) -> SpanData {
+        let mut attributes = Vec::with_capacity(self.code.len() + self.attributes.len());
+        self.code.push_into(&mut attributes);
+        attributes.extend(self.attributes);
+        let mut events = SpanEvents::default();
+        events.events = self.events;
+        events.dropped_count = self.dropped_events;
+        SpanData {
+            span_context: self.span_context,
+            parent_span_id: self.parent_span_id,
+            parent_span_is_remote: self.parent_is_remote,
+            span_kind: self.kind,
+            name: self.name,
+            start_time: anchor.time(self.start),
+            end_time: anchor.time(self.end),
+            attributes,
+            dropped_attributes_count: self.dropped_attributes,
+            events,
+            links: SpanLinks::default(),
+            status: self.status,
+            instrumentation_scope: scope(),
+        }
+    }
+
+    /// The `SpanData` of a copy, for `vaxila::testing::capture`.
+    pub(crate) fn to_span_data(&self, anchor: &Anchor) -> SpanData {
+        Self {
+            span_context: self.span_context.clone(),
+            name: self.name.clone(),
+            kind: self.kind.clone(),
+            attributes: self.attributes.clone(),
+            events: self.events.clone(),
+            status: self.status.clone(),
+            ..*self
+        }
+        .into_span_data(anchor)
+    }
+}
+
+/// The instrumentation scope of every span the macro, the span builder and
+/// the integrations create: static strings, so a copy per span costs nothing.
+pub(crate) fn scope() -> InstrumentationScope {
+    InstrumentationScope::builder("vaxila")
+        .with_version(env!("CARGO_PKG_VERSION"))
+        .build()
+}
+
+std::thread_local! {
+    /// This thread's id generator, and the fork generation it was seeded in:
+    /// a forked child must not repeat its parent's ids.
+    static IDS: Cell<(u64, u64)> = const { Cell::new((u64::MAX, 0)) };
+}
+
+/// A random `u64` from a per-thread SplitMix64 generator: ids need to be
+/// unique and uniformly spread (the ratio sampler reads the trace id's low
+/// half), not unpredictable, so a cryptographic generator (the SDK's) is
+/// more than they need.
+fn next_u64() -> u64 {
+    IDS.try_with(|ids| {
+        let (generation, mut state) = ids.get();
+        let now = crate::fork::generation();
+        if generation != now {
+            state = seed();
+        }
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        ids.set((now, state));
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    })
+    // A thread being torn down: any fresh seed does.
+    .unwrap_or_else(|_| seed())
+}
+
+fn seed() -> u64 {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    // `RandomState` draws its keys from the OS once per thread and varies
+    // them per instance; the pid and the time tell forked children apart.
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    hasher.finish()
+}
+
+pub(crate) fn new_span_id() -> SpanId {
+    loop {
+        let id = next_u64();
+        if id != 0 {
+            return SpanId::from(id);
+        }
+    }
+}
+
+pub(crate) fn new_trace_id() -> TraceId {
+    loop {
+        let id = (u128::from(next_u64()) << 64) | u128::from(next_u64());
+        if id != 0 {
+            return TraceId::from(id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn ids_are_distinct_and_never_zero() {
+        let spans: HashSet<_> = (0..100_000).map(|_| new_span_id()).collect();
+        assert_eq!(spans.len(), 100_000);
+        assert!(!spans.contains(&SpanId::INVALID));
+        let traces: HashSet<_> = (0..100_000).map(|_| new_trace_id()).collect();
+        assert_eq!(traces.len(), 100_000);
+    }
+
+    #[test]
+    fn threads_draw_different_ids() {
+        let other = std::thread::spawn(new_span_id).join().unwrap();
+        let mine: HashSet<_> = (0..1000).map(|_| new_span_id()).collect();
+        assert!(!mine.contains(&other));
+    }
+
+    #[test]
+    fn the_low_half_of_trace_ids_is_spread_evenly() {
+        // The ratio sampler keeps trace ids whose low 63 bits fall under
+        // ratio * 2^63: a quarter of them for 0.25.
+        let threshold = (0.25 * (1u64 << 63) as f64) as u64;
+        let kept = (0..40_000)
+            .filter(|_| {
+                let bytes = new_trace_id().to_bytes();
+                let low = u64::from_be_bytes(bytes[8..16].try_into().unwrap()) >> 1;
+                low < threshold
+            })
+            .count();
+        assert!((9_000..11_000).contains(&kept), "{kept} of 40000");
+    }
+}

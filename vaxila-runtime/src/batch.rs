@@ -24,7 +24,7 @@ use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
 use crate::clock::Anchor;
 use crate::config::BatchSettings;
 use crate::global::RecordSink;
-use crate::record::Record;
+use crate::record::Live;
 
 /// What became of the spans of a pipeline so far, from
 /// [`Guard::stats`](crate::Guard::stats).
@@ -279,8 +279,9 @@ enum Control {
 /// `SpanData` only on the export thread.
 #[derive(Debug)]
 enum Item {
-    Sdk(SpanData),
-    Record(Record),
+    /// Boxed, so that a slot of the queue is two words.
+    Sdk(Box<SpanData>),
+    Record(Box<Live>),
 }
 
 /// The spans waiting for export, shared by the processor and its thread.
@@ -388,7 +389,10 @@ impl BatchProcessor {
         }
         // Counted before it is queued, so that its fate never comes first.
         self.counters.queued.fetch_add(1, Ordering::Release);
-        if self.queue.items.push(item).is_err() {
+        if let Err(item) = self.queue.items.push(item) {
+            if let Item::Record(span) = item {
+                crate::record::recycle_here(span);
+            }
             // Its fate first, so that `stats` never misses it.
             self.counters
                 .drop_span(Dropped::Full, self.queue.items.capacity());
@@ -426,7 +430,7 @@ impl SpanProcessor for BatchProcessor {
 
     fn on_end(&self, span: SpanData) {
         if span.span_context.is_sampled() {
-            self.push(Item::Sdk(span));
+            self.push(Item::Sdk(Box::new(span)));
         }
     }
 
@@ -447,9 +451,11 @@ impl SpanProcessor for BatchProcessor {
 
 impl RecordSink for BatchProcessor {
     #[inline]
-    fn end(&self, record: Record) {
-        if record.span_context.is_sampled() {
-            self.push(Item::Record(record));
+    fn end(&self, span: Box<Live>) {
+        if span.record.borrow().is_sampled() {
+            self.push(Item::Record(span));
+        } else {
+            crate::record::recycle_here(span);
         }
     }
 }
@@ -544,8 +550,12 @@ impl<E: SpanExporter> Worker<E> {
         let mut spans: Vec<SpanData> = std::iter::from_fn(|| self.queue.items.pop())
             .take(count)
             .map(|item| match item {
-                Item::Sdk(span) => span,
-                Item::Record(record) => record.into_span_data(&anchor),
+                Item::Sdk(span) => *span,
+                Item::Record(mut span) => {
+                    let data = span.record.get_mut().take_span_data(&anchor);
+                    crate::record::recycle(span);
+                    data
+                }
             })
             .collect();
         if spans.is_empty() {

@@ -5,10 +5,10 @@ use std::fmt::Debug;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::trace::{SpanContext, TraceId, TracerProvider as _};
 use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
 
-use crate::record::{Limits, Record};
+use crate::record::{Limits, Live};
 
 /// Set once a provider is installed, so that code instrumented before `init`
 /// pays one relaxed load and nothing else.
@@ -38,20 +38,92 @@ pub(crate) struct Installed {
 /// A pipeline of this crate, as its own spans see it.
 #[derive(Debug)]
 pub(crate) struct Fast {
-    /// The provider's sampler, asked exactly as the SDK asks it.
-    pub(crate) sampler: Sampler,
+    /// The provider's sampler, decided the same way without its dynamic
+    /// dispatch and its `SamplingResult`.
+    pub(crate) sampling: Sampling,
     pub(crate) limits: Limits,
-    /// The provider's processor, which takes [`Record`]s as well as `SpanData`.
+    /// The provider's processor, which takes spans of ours as well as `SpanData`.
     pub(crate) sink: Arc<dyn RecordSink>,
-    /// Whether every root span is dropped (ratio 0): an unsampled span then
-    /// needs no context of its own, since nothing under it can be sampled.
-    pub(crate) drops_roots: bool,
+}
+
+/// The samplers a pipeline of this crate uses: the SDK's `ParentBased`
+/// (or not) around `AlwaysOn`, `AlwaysOff` or `TraceIdRatioBased`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Sampling {
+    parent_based: bool,
+    /// The share of root spans kept, in `[0, 1]`.
+    ratio: f64,
+}
+
+impl Sampling {
+    pub(crate) fn new(ratio: f64, parent_based: bool) -> Self {
+        Self {
+            parent_based,
+            ratio: if ratio.is_nan() {
+                0.0
+            } else {
+                ratio.clamp(0.0, 1.0)
+            },
+        }
+    }
+
+    /// The SDK's sampler that decides as this one does, for the spans the
+    /// SDK records (`tracing`'s and the OpenTelemetry API's).
+    pub(crate) fn sampler(self) -> Sampler {
+        let root = if self.ratio >= 1.0 {
+            Sampler::AlwaysOn
+        } else if self.ratio <= 0.0 {
+            Sampler::AlwaysOff
+        } else {
+            Sampler::TraceIdRatioBased(self.ratio)
+        };
+        if self.parent_based {
+            Sampler::ParentBased(Box::new(root))
+        } else {
+            root
+        }
+    }
+
+    /// Whether a span without a parent (an active span in its context) is
+    /// dropped whatever its trace id.
+    #[inline]
+    pub(crate) fn drops_roots(self) -> bool {
+        self.ratio <= 0.0
+    }
+
+    /// The SDK's decision (`Sampler::should_sample` in opentelemetry_sdk
+    /// 0.33): a parent-based sampler follows an active parent span, sampled
+    /// or not; otherwise the ratio decides on the trace id's low 63 bits.
+    #[inline]
+    pub(crate) fn samples(
+        self,
+        parent_active: bool,
+        parent: &SpanContext,
+        trace_id: TraceId,
+    ) -> bool {
+        if self.parent_based && parent_active {
+            return parent.is_sampled();
+        }
+        if self.ratio >= 1.0 {
+            return true;
+        }
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss,
+            reason = "the SDK's arithmetic, reproduced exactly"
+        )]
+        let bound = (self.ratio * (1u64 << 63) as f64) as u64;
+        let low = u64::from_be_bytes(trace_id.to_bytes()[8..].try_into().unwrap_or([0; 8]));
+        (low >> 1) < bound
+    }
 }
 
 /// A processor that takes the spans this crate records itself.
 pub(crate) trait RecordSink: Send + Sync + Debug {
-    /// `record` has ended.
-    fn end(&self, record: Record);
+    /// `span` has ended. Its box goes back to `record::recycle*` once its
+    /// record is taken.
+    fn end(&self, span: Box<Live>);
 }
 /// Set while the [`Guard`](crate::Guard) of an `init` call is alive.
 static INITIALIZED: AtomicBool = AtomicBool::new(false);
@@ -204,4 +276,77 @@ pub(crate) fn tracer() -> Option<SdkTracer> {
 
 fn installed() -> Option<Installed> {
     INSTALLED.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::Context;
+    use opentelemetry::trace::{SpanId, SpanKind, TraceContextExt as _, TraceFlags, TraceState};
+    use opentelemetry_sdk::trace::{SamplingDecision, ShouldSample as _};
+
+    /// Every parent a span can have: none, and local or remote, sampled or
+    /// not, valid or not.
+    fn parents() -> Vec<Context> {
+        let mut parents = vec![Context::new()];
+        for remote in [false, true] {
+            for flags in [TraceFlags::SAMPLED, TraceFlags::default()] {
+                for trace_id in [TraceId::from(0x1234_5678_9abc_def0_u128), TraceId::INVALID] {
+                    let span_context = SpanContext::new(
+                        trace_id,
+                        SpanId::from(7),
+                        flags,
+                        remote,
+                        TraceState::default(),
+                    );
+                    parents.push(Context::new().with_remote_span_context(span_context));
+                }
+            }
+        }
+        parents
+    }
+
+    #[test]
+    fn sampling_decides_as_the_sdk_sampler_it_stands_for() {
+        for ratio in [0.0, 0.001, 0.25, 0.5, 0.999, 1.0] {
+            for parent_based in [false, true] {
+                let ours = Sampling::new(ratio, parent_based);
+                let sdk = ours.sampler();
+                for parent in parents() {
+                    for n in 0..2_000u128 {
+                        let trace_id = TraceId::from(
+                            n.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835) | 1,
+                        );
+                        let expected = sdk
+                            .should_sample(
+                                Some(&parent),
+                                trace_id,
+                                "x",
+                                &SpanKind::Internal,
+                                &[],
+                                &[],
+                            )
+                            .decision
+                            == SamplingDecision::RecordAndSample;
+                        let span = parent.span();
+                        let got =
+                            ours.samples(parent.has_active_span(), span.span_context(), trace_id);
+                        assert_eq!(
+                            got,
+                            expected,
+                            "ratio {ratio}, parent_based {parent_based}, parent {:?}",
+                            span.span_context()
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn only_a_zero_ratio_drops_every_root() {
+        assert!(Sampling::new(0.0, true).drops_roots());
+        assert!(Sampling::new(f64::NAN, true).drops_roots());
+        assert!(!Sampling::new(1e-9, true).drops_roots());
+    }
 }

@@ -22,7 +22,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::resource::{ResourceDetector as _, TelemetryResourceDetector};
 use opentelemetry_sdk::trace::{
-    Sampler, SdkTracerProvider, SimpleSpanProcessor, SpanExporter as _, SpanLimits,
+    SdkTracerProvider, SimpleSpanProcessor, SpanExporter as _, SpanLimits,
 };
 use prost::Message as _;
 
@@ -30,7 +30,7 @@ use crate::batch::{BatchProcessor, Counters};
 use crate::config::{Compression, Exporter, Secret, Settings, TOKEN_HEADER};
 use crate::console::ConsoleExporter;
 use crate::error::Error;
-use crate::global::Fast;
+use crate::global::{Fast, Sampling};
 use crate::guard::Guard;
 use crate::testing::{NoExport, provider_with};
 
@@ -75,8 +75,7 @@ pub(crate) struct Pipeline {
 pub(crate) fn build(settings: &Settings) -> Result<Pipeline, Error> {
     let resource = resource(settings);
     let builder = SdkTracerProvider::builder().with_resource(resource.clone());
-    let sampler = sampler(settings);
-    let drops_roots = settings.sampler.ratio <= 0.0;
+    let sampling = Sampling::new(settings.sampler.ratio, settings.sampler.parent_based);
     let limits = SpanLimits {
         max_attributes_per_span: count(settings.limits.attributes_per_span),
         max_events_per_span: count(settings.limits.events_per_span),
@@ -100,18 +99,17 @@ pub(crate) fn build(settings: &Settings) -> Result<Pipeline, Error> {
             )
             .map_err(Error::Thread)?;
             counters = Some(shared);
-            provider_with(builder, processor, sampler, drops_roots, &limits)
+            provider_with(builder, processor, sampling, &limits)
         }
         // Synchronous: each line is printed as the span ends, from the thread
         // that ends it, so a debugging session sees spans at once and in order.
         Exporter::Console => provider_with(
             builder,
             SimpleSpanProcessor::new(ConsoleExporter::stderr()),
-            sampler,
-            drops_roots,
+            sampling,
             &limits,
         ),
-        _ => provider_with(builder, NoExport, sampler, drops_roots, &limits),
+        _ => provider_with(builder, NoExport, sampling, &limits),
     };
     Ok(Pipeline {
         provider,
@@ -166,22 +164,6 @@ pub(crate) fn resource(settings: &Settings) -> Resource {
         )
         .with_attributes(attributes)
         .build()
-}
-
-fn sampler(settings: &Settings) -> Sampler {
-    let ratio = settings.sampler.ratio;
-    let root = if ratio >= 1.0 {
-        Sampler::AlwaysOn
-    } else if ratio <= 0.0 {
-        Sampler::AlwaysOff
-    } else {
-        Sampler::TraceIdRatioBased(ratio)
-    };
-    if settings.sampler.parent_based {
-        Sampler::ParentBased(Box::new(root))
-    } else {
-        root
-    }
 }
 
 fn otlp_exporter(

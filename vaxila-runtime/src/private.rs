@@ -14,25 +14,26 @@
 
 use std::any::Any;
 use std::borrow::Cow;
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::fmt::{Debug, Display};
 use std::future::Future;
 use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
 use opentelemetry::trace::{
-    Span as _, SpanContext, SpanId, SpanRef, Status, TraceContextExt as _, TraceFlags, Tracer as _,
+    Span as _, SpanContext, SpanId, SpanRef, Status, TraceContextExt as _, TraceFlags, TraceId,
+    TraceState, Tracer as _,
 };
 use opentelemetry::{Context, KeyValue, Value};
-use opentelemetry_sdk::trace::{SamplingDecision, ShouldSample as _};
 
 pub use crate::attribute::AttributeValue;
 pub use opentelemetry::trace::SpanKind;
 
 use crate::global::{Fast, Installed};
-use crate::record::{Code, Record};
+use crate::record::{Code, Live, Record};
 
 /// What a span site knows at compile time, built once as a `static`.
 #[derive(Debug)]
@@ -69,14 +70,12 @@ impl Meta {
 /// Before `init` it holds nothing and every method returns at once.
 #[derive(Debug)]
 pub struct Span {
-    inner: Inner,
+    /// Dropped by `Span::drop` alone (it leaves `Off`, which holds nothing),
+    /// so that before `init` no drop glue runs after it.
+    inner: ManuallyDrop<Inner>,
 }
 
 #[derive(Debug)]
-#[allow(
-    clippy::large_enum_variant,
-    reason = "a span lives on its caller's stack; boxing the record would allocate per span"
-)]
 enum Inner {
     /// Before `init`; or not sampled, with nothing for its body to inherit
     /// (its parent's context, current already, says "not sampled" as well).
@@ -86,28 +85,8 @@ enum Inner {
     /// not (a provider of the user's).
     Context { cx: Context, recording: bool },
     /// A sampled span of ours.
-    Live(Live),
+    Live(Box<Live>),
 }
-
-/// A sampled span of ours while it runs.
-#[derive(Debug)]
-pub(crate) struct Live {
-    /// Its ids, for the body's children.
-    cx: Context,
-    span_id: SpanId,
-    /// Borrowed through [`with_live`] by `current_span()` and by `tracing`
-    /// events, which reach it through this thread's chain of entered spans.
-    record: RefCell<Record>,
-    /// The span entered before this one on this thread, while this one is.
-    prev: Cell<*const Live>,
-}
-
-// SAFETY: `prev` is only set and read on the thread that entered the span,
-// while `poll_in` holds the span borrowed; between polls it is null.
-unsafe impl Send for Live {}
-// SAFETY: as above; through `&Live` only the `RefCell` is reached, from the
-// thread that entered it.
-unsafe impl Sync for Live {}
 
 std::thread_local! {
     /// The innermost entered span of ours on this thread.
@@ -120,17 +99,15 @@ struct Entered<'a> {
     _live: PhantomData<&'a Live>,
 }
 
-impl Live {
-    #[inline]
-    fn enter(&self) -> Entered<'_> {
-        let prev = ENTERED
-            .try_with(|entered| entered.replace(std::ptr::from_ref(self)))
-            .unwrap_or(std::ptr::null());
-        self.prev.set(prev);
-        Entered {
-            prev,
-            _live: PhantomData,
-        }
+#[inline]
+fn enter(live: &Live) -> Entered<'_> {
+    let prev = ENTERED
+        .try_with(|entered| entered.replace(std::ptr::from_ref(live)))
+        .unwrap_or(std::ptr::null());
+    live.prev.set(prev);
+    Entered {
+        prev,
+        _live: PhantomData,
     }
 }
 
@@ -187,7 +164,13 @@ pub(crate) struct Site<A> {
 }
 
 impl Span {
-    const OFF: Self = Self { inner: Inner::Off };
+    const OFF: Self = Self::new(Inner::Off);
+
+    const fn new(inner: Inner) -> Self {
+        Self {
+            inner: ManuallyDrop::new(inner),
+        }
+    }
 
     /// Starts a span whose parent is the current context.
     #[inline]
@@ -219,6 +202,9 @@ impl Span {
         Self::start_meta(meta, Parent::Root)
     }
 
+    /// One call from the instrumented function; everything it calls is
+    /// inlined into it.
+    #[inline(never)]
     fn start_meta(meta: &'static Meta, parent: Parent<'_>) -> Self {
         Self::begin(
             Site {
@@ -233,6 +219,7 @@ impl Span {
 
     /// Starts a span of any kind: the macro's, the span builder's and the
     /// integrations'. Off before `init`.
+    #[inline(always)]
     pub(crate) fn begin<A, I>(site: Site<A>, parent: Parent<'_>) -> Self
     where
         A: FnOnce() -> I,
@@ -246,6 +233,7 @@ impl Span {
         .unwrap_or(Self::OFF)
     }
 
+    #[inline(always)]
     fn begin_in<A, I>(installed: &Installed, site: Site<A>, parent: &Context) -> Self
     where
         A: FnOnce() -> I,
@@ -257,14 +245,22 @@ impl Span {
         }
     }
 
-    /// As the SDK's `build_with_context`, decision for decision, minus the
-    /// SDK's span.
+    /// As the SDK's `build_with_context`, decision for decision (its
+    /// samplers never return `RecordOnly`, nor attributes), minus the SDK's
+    /// span.
+    #[inline(always)]
     fn begin_fast<A, I>(fast: &Fast, site: Site<A>, parent: &Context) -> Self
     where
         A: FnOnce() -> I,
         I: IntoIterator<Item = KeyValue>,
     {
         if parent.is_telemetry_suppressed() {
+            return Self::OFF;
+        }
+        let parent_active = parent.has_active_span();
+        let sampling = fast.sampling;
+        if !parent_active && sampling.drops_roots() {
+            // Its children are roots too, dropped as well: no context needed.
             return Self::OFF;
         }
         let parent_span = parent.span();
@@ -275,65 +271,69 @@ impl Span {
         } else {
             crate::record::new_trace_id()
         };
-        let sampling =
-            fast.sampler
-                .should_sample(Some(parent), trace_id, &site.name, &site.kind, &[], &[]);
-        let sampled = match sampling.decision {
-            SamplingDecision::Drop => {
-                // Under a parent, the children of this span would be
-                // decided as it was (same trace id, a parent that is not
-                // sampled), so the parent's context serves them; a root's
-                // children need one that says "not sampled", unless every
-                // root is dropped anyway.
-                if inherits || fast.drops_roots {
-                    return Self::OFF;
-                }
-                let span_context = SpanContext::new(
-                    trace_id,
-                    crate::record::new_span_id(),
-                    TraceFlags::default(),
-                    false,
-                    sampling.trace_state,
-                );
-                return Self {
-                    inner: Inner::Context {
-                        cx: parent.with_remote_span_context(span_context),
-                        recording: false,
-                    },
-                };
+        // What every sampler of the SDK's gives a span.
+        let trace_state = parent_sc.trace_state().clone();
+        if !sampling.samples(parent_active, parent_sc, trace_id) {
+            // Under a parent, the children of this span would be decided
+            // as it was (same trace id, a parent that is not sampled), so
+            // the parent's context serves them; a root's children need one
+            // that says "not sampled".
+            if inherits {
+                return Self::OFF;
             }
-            SamplingDecision::RecordOnly => false,
-            SamplingDecision::RecordAndSample => true,
-        };
-        let span_id = crate::record::new_span_id();
+            let span_context = SpanContext::new(
+                trace_id,
+                crate::record::new_span_id(),
+                TraceFlags::default(),
+                false,
+                trace_state,
+            );
+            return Self::new(Inner::Context {
+                cx: parent.with_remote_span_context(span_context),
+                recording: false,
+            });
+        }
+        Self::begin_sampled(fast, site, parent, parent_sc, trace_id, trace_state)
+    }
+
+    /// The sampled span of [`begin_fast`](Self::begin_fast).
+    #[inline(never)]
+    fn begin_sampled<A, I>(
+        fast: &Fast,
+        site: Site<A>,
+        parent: &Context,
+        parent_sc: &SpanContext,
+        trace_id: TraceId,
+        trace_state: TraceState,
+    ) -> Self
+    where
+        A: FnOnce() -> I,
+        I: IntoIterator<Item = KeyValue>,
+    {
         let span_context = SpanContext::new(
             trace_id,
-            span_id,
-            parent_sc.trace_flags().with_sampled(sampled),
+            crate::record::new_span_id(),
+            parent_sc.trace_flags().with_sampled(true),
             false,
-            sampling.trace_state,
+            trace_state,
         );
-        let mut record = Record::new(
-            span_context.clone(),
+        // "Remote" is only the name of the constructor: the flag is the
+        // span context's, which says local.
+        let cx = parent.with_remote_span_context(span_context.clone());
+        let mut live = Live::start(
+            cx,
+            span_context,
             parent_sc,
             site.name,
             site.kind,
             site.code,
             fast.limits,
         );
-        for attribute in sampling.attributes.into_iter().chain((site.attributes)()) {
+        let record = live.record.get_mut();
+        for attribute in (site.attributes)() {
             record.set_attribute(attribute);
         }
-        Self {
-            inner: Inner::Live(Live {
-                // "Remote" is only the name of the constructor: the flag is
-                // the span context's, which says local.
-                cx: parent.with_remote_span_context(span_context),
-                span_id,
-                record: RefCell::new(record),
-                prev: Cell::new(std::ptr::null()),
-            }),
-        }
+        Self::new(Inner::Live(live))
     }
 
     /// An SDK span, for a provider of the user's.
@@ -356,12 +356,10 @@ impl Span {
             attributes.extend((site.attributes)());
             span.set_attributes(attributes);
         }
-        Self {
-            inner: Inner::Context {
-                cx: parent.with_span(span),
-                recording,
-            },
-        }
+        Self::new(Inner::Context {
+            cx: parent.with_span(span),
+            recording,
+        })
     }
 
     /// Whether attributes given to this span are kept. Attribute expressions
@@ -369,7 +367,7 @@ impl Span {
     #[inline]
     #[must_use]
     pub fn is_recording(&self) -> bool {
-        match &self.inner {
+        match &*self.inner {
             Inner::Off => false,
             Inner::Context { recording, .. } => *recording,
             Inner::Live(_) => true,
@@ -379,7 +377,7 @@ impl Span {
     /// What is recorded on this span goes to its record or its SDK span.
     #[inline]
     fn target(&mut self) -> Option<Target<'_>> {
-        match &mut self.inner {
+        match &mut *self.inner {
             Inner::Live(live) => Some(Target::Record(live.record.get_mut())),
             Inner::Context {
                 cx,
@@ -517,7 +515,17 @@ pub(crate) fn record_exception(target: &mut Target<'_>, type_name: &'static str,
 impl Drop for Span {
     #[inline]
     fn drop(&mut self) {
-        match std::mem::replace(&mut self.inner, Inner::Off) {
+        // Before `init`, the one branch an instrumented call pays for here.
+        if !matches!(*self.inner, Inner::Off) {
+            self.end();
+        }
+    }
+}
+
+impl Span {
+    #[inline(never)]
+    fn end(&mut self) {
+        match std::mem::replace(&mut *self.inner, Inner::Off) {
             Inner::Off => {}
             Inner::Context { cx, .. } => cx.span().end(),
             Inner::Live(live) => end(live),
@@ -527,14 +535,13 @@ impl Drop for Span {
 
 /// Hands an ended span to the pipeline installed now (the one it started
 /// in, but for a span that outlives its guard, which is then dropped).
-fn end(live: Live) {
-    let mut record = live.record.into_inner();
-    record.end = crate::clock::Stamp::now();
-    drop(live.cx);
-    crate::global::with_installed(|installed| {
-        if let Some(fast) = &installed.fast {
-            fast.sink.end(record);
-        }
+fn end(mut live: Box<Live>) {
+    live.record.get_mut().end = crate::clock::Stamp::now();
+    // Its children hold their own copies of the context.
+    live.cx = Context::new();
+    crate::global::with_installed(|installed| match &installed.fast {
+        Some(fast) => fast.sink.end(live),
+        None => crate::record::recycle_here(live),
     });
 }
 
@@ -579,13 +586,13 @@ impl Span {
     /// future or stream that runs inside a span, go through here.
     #[inline]
     pub(crate) fn poll_in<T>(&mut self, done: &mut bool, poll: impl FnOnce() -> T) -> T {
-        let (cx, live) = match &self.inner {
+        let (cx, live) = match &*self.inner {
             Inner::Off => return poll(),
             Inner::Context { cx, .. } => (cx, None),
             Inner::Live(live) => (&live.cx, Some(live)),
         };
         let attached = cx.clone().attach();
-        let entered = live.map(Live::enter);
+        let entered = live.map(|live| enter(live));
         let result = catch_unwind(AssertUnwindSafe(poll));
         drop(entered);
         drop(attached);
@@ -824,7 +831,7 @@ impl Span {
 
     /// The context the span's body runs in, `None` when it is off.
     pub(crate) fn context(&self) -> Option<&Context> {
-        match &self.inner {
+        match &*self.inner {
             Inner::Off => None,
             Inner::Context { cx, .. } => Some(cx),
             Inner::Live(live) => Some(&live.cx),
@@ -833,7 +840,7 @@ impl Span {
 
     /// Whether it is a span of ours, recorded by this crate.
     pub(crate) fn is_live(&self) -> bool {
-        matches!(self.inner, Inner::Live(_))
+        matches!(*self.inner, Inner::Live(_))
     }
 
     #[cfg(any(feature = "axum", feature = "reqwest", feature = "sqlx"))]

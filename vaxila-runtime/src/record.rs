@@ -9,8 +9,12 @@
 //! on the export thread (or, for the console and the testing kit, at once).
 
 use std::borrow::Cow;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::panic::Location;
+use std::sync::OnceLock;
+
+use crossbeam_queue::ArrayQueue;
+use opentelemetry::Context;
 
 use opentelemetry::trace::{Event, SpanContext, SpanId, SpanKind, Status, TraceId};
 use opentelemetry::{InstrumentationScope, KeyValue};
@@ -23,10 +27,6 @@ use crate::clock::{Anchor, Stamp};
 /// Where a span was started: its `code.*` attributes, made only on export.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Code {
-    #[cfg_attr(
-        not(any(feature = "axum", feature = "reqwest", feature = "sqlx")),
-        expect(dead_code, reason = "the integrations' spans have no code site")
-    )]
     None,
     /// An instrumented function: `code.function.name`, `code.file.path`, `code.line.number`.
     Function(&'static Meta),
@@ -103,34 +103,140 @@ pub(crate) struct Record {
     limits: Limits,
 }
 
-impl Record {
-    pub(crate) fn new(
+/// A span of ours while it runs, and until its record is exported: boxed,
+/// so that a span moves as a pointer, and the box reused (see [`take`]),
+/// so that it costs no allocation once a thread has run a few spans.
+#[derive(Debug)]
+pub(crate) struct Live {
+    /// Its ids, for the body's children, until it ends.
+    pub(crate) cx: Context,
+    pub(crate) span_id: SpanId,
+    /// The span entered before this one on this thread, while this one is
+    /// (see `private::with_live`).
+    pub(crate) prev: Cell<*const Live>,
+    /// Borrowed by `current_span()` and by `tracing` events while the span
+    /// is entered; `&mut` otherwise.
+    pub(crate) record: RefCell<Record>,
+}
+
+// SAFETY: `prev` is only set and read on the thread that entered the span,
+// while its `poll_in` holds the span borrowed; the rest is `Send`.
+unsafe impl Send for Live {}
+// SAFETY: as above; what `&Live` reaches besides `prev` is the `RefCell`,
+// which only the thread that entered the span borrows through the chain.
+unsafe impl Sync for Live {}
+
+impl Live {
+    /// A started span in a reused box.
+    #[allow(clippy::too_many_arguments, reason = "one call site, each a field")]
+    pub(crate) fn start(
+        cx: Context,
         span_context: SpanContext,
         parent: &SpanContext,
         name: Cow<'static, str>,
         kind: SpanKind,
         code: Code,
         limits: Limits,
-    ) -> Self {
-        let start = Stamp::now();
-        Self {
-            span_context,
-            parent_span_id: parent.span_id(),
-            parent_is_remote: parent.is_remote(),
-            name,
-            kind,
-            code,
-            start,
-            end: start,
-            attributes: SmallVec::new(),
-            dropped_attributes: 0,
-            events: Vec::new(),
-            dropped_events: 0,
-            status: Status::Unset,
-            limits,
-        }
+    ) -> Box<Self> {
+        let mut live = take();
+        live.span_id = span_context.span_id();
+        live.cx = cx;
+        let record = live.record.get_mut();
+        // Emptied when it was exported (`take_span_data`), unless it was
+        // discarded: then this drops what it held.
+        record.attributes.clear();
+        record.dropped_attributes = 0;
+        record.events.clear();
+        record.dropped_events = 0;
+        record.status = Status::Unset;
+        record.span_context = span_context;
+        record.parent_span_id = parent.span_id();
+        record.parent_is_remote = parent.is_remote();
+        record.name = name;
+        record.kind = kind;
+        record.code = code;
+        record.limits = limits;
+        record.start = Stamp::now();
+        record.end = record.start;
+        live
     }
 
+    fn empty() -> Self {
+        Self {
+            cx: Context::new(),
+            span_id: SpanId::INVALID,
+            prev: Cell::new(std::ptr::null()),
+            record: RefCell::new(Record {
+                span_context: SpanContext::empty_context(),
+                parent_span_id: SpanId::INVALID,
+                parent_is_remote: false,
+                name: Cow::Borrowed(""),
+                kind: SpanKind::Internal,
+                code: Code::None,
+                start: Stamp::now(),
+                end: Stamp::now(),
+                attributes: SmallVec::new(),
+                dropped_attributes: 0,
+                events: Vec::new(),
+                dropped_events: 0,
+                status: Status::Unset,
+                limits: Limits {
+                    attributes: 0,
+                    events: 0,
+                    event_attributes: 0,
+                },
+            }),
+        }
+    }
+}
+
+std::thread_local! {
+    /// Boxes of spans that ended on this thread, for its next spans.
+    static POOL: RefCell<Vec<Box<Live>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Boxes a thread keeps for itself.
+const POOL_SIZE: usize = 64;
+
+/// Boxes the export thread has emptied, for any thread.
+fn spares() -> &'static ArrayQueue<Box<Live>> {
+    static SPARES: OnceLock<ArrayQueue<Box<Live>>> = OnceLock::new();
+    SPARES.get_or_init(|| ArrayQueue::new(4096))
+}
+
+/// A box for a span: this thread's, else a spare, else a new one.
+fn take() -> Box<Live> {
+    POOL.try_with(|pool| pool.try_borrow_mut().ok()?.pop())
+        .ok()
+        .flatten()
+        .or_else(|| spares().pop())
+        .unwrap_or_else(|| Box::new(Live::empty()))
+}
+
+/// Keeps the box of a span handled on this thread (printed, captured or
+/// discarded) for this thread's next span.
+pub(crate) fn recycle_here(live: Box<Live>) {
+    let rest = POOL
+        .try_with(|pool| match pool.try_borrow_mut() {
+            Ok(mut pool) if pool.len() < POOL_SIZE => {
+                pool.push(live);
+                None
+            }
+            _ => Some(live),
+        })
+        .unwrap_or(None);
+    if let Some(live) = rest {
+        recycle(live);
+    }
+}
+
+/// Gives the box of an exported span to whichever thread starts a span
+/// next (or frees it, when enough are spare).
+pub(crate) fn recycle(live: Box<Live>) {
+    let _ = spares().push(live);
+}
+
+impl Record {
     /// As the SDK's `set_attribute`: appended (never replacing an earlier
     /// value of the key), or counted as dropped past the limit, which the
     /// `code.*` attributes count towards.
@@ -165,26 +271,33 @@ impl Record {
         }
     }
 
-    pub(crate) fn into_span_data(self, anchor: &Anchor) -> SpanData {
+    /// Whether the span is to be exported.
+    pub(crate) fn is_sampled(&self) -> bool {
+        self.span_context.is_sampled()
+    }
+
+    /// The record as the SDK's span would have made it, moved out: the
+    /// record is left empty, for the box's next span.
+    pub(crate) fn take_span_data(&mut self, anchor: &Anchor) -> SpanData {
         let mut attributes = Vec::with_capacity(self.code.len() + self.attributes.len());
         self.code.push_into(&mut attributes);
-        attributes.extend(self.attributes);
+        attributes.extend(self.attributes.drain(..));
         let mut events = SpanEvents::default();
-        events.events = self.events;
-        events.dropped_count = self.dropped_events;
+        events.events = std::mem::take(&mut self.events);
+        events.dropped_count = std::mem::take(&mut self.dropped_events);
         SpanData {
-            span_context: self.span_context,
+            span_context: std::mem::replace(&mut self.span_context, SpanContext::empty_context()),
             parent_span_id: self.parent_span_id,
             parent_span_is_remote: self.parent_is_remote,
-            span_kind: self.kind,
-            name: self.name,
+            span_kind: std::mem::replace(&mut self.kind, SpanKind::Internal),
+            name: std::mem::replace(&mut self.name, Cow::Borrowed("")),
             start_time: anchor.time(self.start),
             end_time: anchor.time(self.end),
             attributes,
-            dropped_attributes_count: self.dropped_attributes,
+            dropped_attributes_count: std::mem::take(&mut self.dropped_attributes),
             events,
             links: SpanLinks::default(),
-            status: self.status,
+            status: std::mem::replace(&mut self.status, Status::Unset),
             instrumentation_scope: scope(),
         }
     }
@@ -200,7 +313,7 @@ impl Record {
             status: self.status.clone(),
             ..*self
         }
-        .into_span_data(anchor)
+        .take_span_data(anchor)
     }
 }
 

@@ -31,13 +31,13 @@ use opentelemetry::trace::{SpanId, SpanKind, Status, TraceId};
 use opentelemetry::{Context, Key, Value};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{
-    Sampler, SdkTracerProvider, SimpleSpanProcessor, SpanData, SpanLimits, SpanProcessor,
+    SdkTracerProvider, SimpleSpanProcessor, SpanData, SpanLimits, SpanProcessor,
 };
 
 use crate::clock::Anchor;
 use crate::console::ConsoleExporter;
-use crate::global::{Fast, RecordSink};
-use crate::record::Record;
+use crate::global::{Fast, RecordSink, Sampling};
+use crate::record::Live;
 
 /// How many captures are registered right now: when none is, the processor
 /// returns after one atomic load.
@@ -120,18 +120,20 @@ impl<P: SpanProcessor> SpanProcessor for Capture<P> {
 }
 
 impl<P: RecordSink> RecordSink for Capture<P> {
-    fn end(&self, record: Record) {
+    fn end(&self, mut span: Box<Live>) {
         if CAPTURING.load(Ordering::Relaxed) != 0
             && let Some(sink) = this_threads_sink()
         {
-            lock(&sink).push(record.to_span_data(&Anchor::now()));
+            lock(&sink).push(span.record.get_mut().to_span_data(&Anchor::now()));
         }
-        self.0.end(record);
+        self.0.end(span);
     }
 }
 
 impl RecordSink for NoExport {
-    fn end(&self, _: Record) {}
+    fn end(&self, span: Box<Live>) {
+        crate::record::recycle_here(span);
+    }
 }
 
 /// A processor shared by the SDK's provider, which gives it the spans of
@@ -162,12 +164,10 @@ impl<P: SpanProcessor> SpanProcessor for Shared<P> {
 }
 
 /// The provider of `processor`, and the way of this crate's spans to it.
-/// `drops_roots`: whether `sampler` drops every span without a parent.
 pub(crate) fn provider_with<P>(
     builder: opentelemetry_sdk::trace::TracerProviderBuilder,
     processor: P,
-    sampler: Sampler,
-    drops_roots: bool,
+    sampling: Sampling,
     limits: &SpanLimits,
 ) -> (SdkTracerProvider, Arc<Fast>)
 where
@@ -175,15 +175,14 @@ where
 {
     let processor = Arc::new(Capture(processor));
     let provider = builder
-        .with_sampler(sampler.clone())
+        .with_sampler(sampling.sampler())
         .with_span_limits(*limits)
         .with_span_processor(Shared(processor.clone()))
         .build();
     let fast = Fast {
-        sampler,
+        sampling,
         limits: limits.into(),
         sink: processor,
-        drops_roots,
     };
     (provider, Arc::new(fast))
 }
@@ -203,8 +202,7 @@ fn ensure_provider() {
             SdkTracerProvider::builder(),
             ConsoleOnceAsked(SimpleSpanProcessor::new(ConsoleExporter::new(TestOutput))),
             // The SDK's default.
-            Sampler::ParentBased(Box::new(Sampler::AlwaysOn)),
-            false,
+            Sampling::new(1.0, true),
             &SpanLimits::default(),
         )
     });
@@ -234,17 +232,23 @@ impl SpanProcessor for ConsoleOnceAsked {
 }
 
 impl RecordSink for ConsoleOnceAsked {
-    fn end(&self, record: Record) {
+    fn end(&self, span: Box<Live>) {
         if CONSOLE.load(Ordering::Relaxed) {
-            self.0.end(record);
+            self.0.end(span);
+        } else {
+            crate::record::recycle_here(span);
         }
     }
 }
 
 /// The console prints each span as it ends, on the thread that ends it.
 impl<E: opentelemetry_sdk::trace::SpanExporter> RecordSink for SimpleSpanProcessor<E> {
-    fn end(&self, record: Record) {
-        self.on_end(record.into_span_data(&Anchor::now()));
+    fn end(&self, mut span: Box<Live>) {
+        let data = span.record.get_mut().take_span_data(&Anchor::now());
+        crate::record::recycle_here(span);
+        if data.span_context.is_sampled() {
+            self.on_end(data);
+        }
     }
 }
 

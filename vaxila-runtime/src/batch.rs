@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use crossbeam_queue::ArrayQueue;
+use crossbeam_utils::CachePadded;
 use opentelemetry::Context;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
@@ -94,8 +95,9 @@ impl std::fmt::Display for ExportStats {
 /// The counts, shared by the processor, its thread and the HTTP transport.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    /// Spans put in the queue.
-    queued: AtomicU64,
+    /// Spans put in the queue: written by every thread that ends a span,
+    /// so on a cache line of its own, apart from the export thread's counts.
+    queued: CachePadded<AtomicU64>,
     exported: AtomicU64,
     dropped: AtomicU64,
     failed: AtomicU64,
@@ -388,7 +390,7 @@ impl BatchProcessor {
                 .drop_span(Dropped::Forked, self.queue.items.capacity());
         }
         // Counted before it is queued, so that its fate never comes first.
-        self.counters.queued.fetch_add(1, Ordering::Release);
+        let queued = self.counters.queued.fetch_add(1, Ordering::Release);
         if let Err(item) = self.queue.items.push(item) {
             if let Item::Record(span) = item {
                 crate::record::recycle_here(span);
@@ -407,9 +409,12 @@ impl BatchProcessor {
                 Dropped::ThreadGone
             };
             self.queue.discard(&self.counters, why);
-        } else if self.queue.items.len() >= self.queue.max_batch
+        } else if (queued + 1).is_multiple_of(self.queue.max_batch as u64)
             && !self.queue.nudged.swap(true, Ordering::AcqRel)
         {
+            // Once per batch's worth of spans, going by the count rather
+            // than the queue's length, which reads a cache line the export
+            // thread writes.
             let _ = self.control.send(Control::Batch);
         }
     }

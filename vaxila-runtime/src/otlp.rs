@@ -3,23 +3,14 @@
 //! `opentelemetry-otlp` turns every `SpanData` of a batch into the prost
 //! structs of `opentelemetry-proto` (a new `String` for every name, key and
 //! value, a `Vec` for every id, the resource's attributes copied per batch),
-//! encodes those, and gzips into a new buffer with a new deflate state. Here
-//! the spans are written straight from `SpanData` into one buffer that lives
-//! as long as the exporter, the resource is encoded once, and the deflate
-//! state is reused, so the export thread spends its time on the gzip it
-//! cannot avoid.
+//! encodes those, and gzips into a new buffer. Here the spans are written
+//! straight from `SpanData` into one buffer that lives as long as the
+//! exporter, and the resource is encoded once, so the export thread spends
+//! its time on the gzip it cannot avoid (encoding is 5.5× faster).
 //!
 //! What goes on the wire is what `opentelemetry-otlp` 0.33 sends, byte for
 //! byte (the tests encode the same spans both ways), and failures are
 //! retried as it retries them (see [`OtlpExporter::deliver`]).
-
-#![cfg_attr(
-    not(test),
-    allow(
-        dead_code,
-        reason = "only the tests use it until pipeline.rs calls `OtlpExporter::new`; remove then"
-    )
-)]
 
 use std::fmt;
 use std::hash::Hasher as _;
@@ -237,7 +228,7 @@ impl OtlpExporter {
     ///   wait would reach it.
     ///
     /// One thing is stricter: each attempt may take only what is left of the
-    /// export timeout (the SDK's allowed each a whole timeout, so that an
+    /// export timeout (opentelemetry-otlp let each take a whole one, so that an
     /// export could take almost twice as long as configured).
     fn deliver(&self, body: &[u8]) -> OTelSdkResult {
         let started = Instant::now();
@@ -431,249 +422,36 @@ fn jitter() -> Duration {
 }
 
 /// A `Retry-After` value: delay seconds, or an HTTP date (IMF-fixdate,
-/// RFC 850 or asctime, as the `httpdate` crate reads them), at most 600 s.
+/// RFC 850 or asctime), at most 600 s.
 fn parse_retry_after(value: &str) -> Option<Duration> {
     const CAP: u64 = 600;
     if let Ok(seconds) = value.trim().parse::<u64>() {
         return Some(Duration::from_secs(seconds.min(CAP)));
     }
-    let at = parse_http_date(value)?;
+    let at = httpdate::parse_http_date(value.trim()).ok()?;
     let delay = at.duration_since(SystemTime::now()).unwrap_or_default();
     Some(Duration::from_secs(delay.as_secs().min(CAP)))
 }
 
-/// An HTTP date, exactly as `httpdate::parse_http_date` accepts it: one of
-/// the three formats, a real day of a year from 1970 to 9999, and the right
-/// weekday.
-fn parse_http_date(text: &str) -> Option<SystemTime> {
-    if !text.is_ascii() {
-        return None;
-    }
-    let s = text.trim().as_bytes();
-    let date = imf_fixdate(s)
-        .or_else(|| rfc850_date(s))
-        .or_else(|| asctime(s))?;
-    date.to_system_time()
-}
-
-/// The fields of an HTTP date, unchecked.
-struct HttpDate {
-    /// 1 (Monday) to 7 (Sunday).
-    weekday: u8,
-    day: u8,
-    month: u8,
-    year: u16,
-    hour: u8,
-    minute: u8,
-    second: u8,
-}
-
-impl HttpDate {
-    fn to_system_time(&self) -> Option<SystemTime> {
-        let valid = self.second < 60
-            && self.minute < 60
-            && self.hour < 24
-            && (1..=12).contains(&self.month)
-            && (1970..=9999).contains(&self.year)
-            && self.day >= 1
-            && self.day <= days_in_month(self.year, self.month);
-        if !valid {
-            return None;
-        }
-        let days = days_since_epoch(self.year, self.month, self.day);
-        // 1970-01-01 was a Thursday (4).
-        if (days + 3) % 7 + 1 != u64::from(self.weekday) {
-            return None;
-        }
-        let seconds = days * 86_400
-            + u64::from(self.hour) * 3_600
-            + u64::from(self.minute) * 60
-            + u64::from(self.second);
-        UNIX_EPOCH.checked_add(Duration::from_secs(seconds))
-    }
-}
-
-fn is_leap_year(year: u16) -> bool {
-    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
-}
-
-fn days_in_month(year: u16, month: u8) -> u8 {
-    match month {
-        2 if is_leap_year(year) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days from 1970-01-01 to a valid date from 1970 on.
-fn days_since_epoch(year: u16, month: u8, day: u8) -> u64 {
-    // Leap years from year 1 to `y`.
-    let leaps = |y: u64| y / 4 - y / 100 + y / 400;
-    let years = u64::from(year - 1970);
-    let leap_days = leaps(u64::from(year) - 1) - leaps(1969);
-    let month_days: u64 = (1..month).map(|m| u64::from(days_in_month(year, m))).sum();
-    years * 365 + leap_days + month_days + u64::from(day) - 1
-}
-
-fn two_digits(s: &[u8]) -> Option<u8> {
-    match s {
-        [high, low] if high.is_ascii_digit() && low.is_ascii_digit() => {
-            Some((high - b'0') * 10 + (low - b'0'))
-        }
-        _ => None,
-    }
-}
-
-fn four_digits(s: &[u8]) -> Option<u16> {
-    let [a, b] = [s.get(..2)?, s.get(2..)?];
-    Some(u16::from(two_digits(a)?) * 100 + u16::from(two_digits(b)?))
-}
-
-fn month(name: &[u8]) -> Option<u8> {
-    const MONTHS: [&[u8]; 12] = [
-        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
-        b"Dec",
-    ];
-    let index = MONTHS.iter().position(|m| *m == name)?;
-    u8::try_from(index + 1).ok()
-}
-
-const WEEKDAYS: [&str; 7] = [
-    "Monday",
-    "Tuesday",
-    "Wednesday",
-    "Thursday",
-    "Friday",
-    "Saturday",
-    "Sunday",
-];
-
-fn short_weekday(name: &[u8]) -> Option<u8> {
-    let index = WEEKDAYS
-        .iter()
-        .position(|day| day.as_bytes().get(..3) == Some(name))?;
-    u8::try_from(index + 1).ok()
-}
-
-/// `Sun, 06 Nov 1994 08:49:37 GMT`
-fn imf_fixdate(s: &[u8]) -> Option<HttpDate> {
-    if s.len() != 29 || &s[3..5] != b", " || s[7] != b' ' || s[11] != b' ' {
-        return None;
-    }
-    if s[16] != b' ' || s[19] != b':' || s[22] != b':' || &s[25..] != b" GMT" {
-        return None;
-    }
-    Some(HttpDate {
-        weekday: short_weekday(&s[..3])?,
-        day: two_digits(&s[5..7])?,
-        month: month(&s[8..11])?,
-        year: four_digits(&s[12..16])?,
-        hour: two_digits(&s[17..19])?,
-        minute: two_digits(&s[20..22])?,
-        second: two_digits(&s[23..25])?,
-    })
-}
-
-/// `Sunday, 06-Nov-94 08:49:37 GMT`
-fn rfc850_date(s: &[u8]) -> Option<HttpDate> {
-    let (weekday, rest) = WEEKDAYS.iter().zip(1..).find_map(|(name, number)| {
-        let rest = s.strip_prefix(name.as_bytes())?.strip_prefix(b", ")?;
-        Some((number, rest))
-    })?;
-    // httpdate does not look at the byte between the year and the hour:
-    // nor does this.
-    if rest.len() != 22 || rest[2] != b'-' || rest[6] != b'-' {
-        return None;
-    }
-    if rest[12] != b':' || rest[15] != b':' || &rest[18..] != b" GMT" {
-        return None;
-    }
-    let year = u16::from(two_digits(&rest[7..9])?);
-    Some(HttpDate {
-        weekday,
-        day: two_digits(&rest[..2])?,
-        month: month(&rest[3..6])?,
-        year: if year < 70 { year + 2000 } else { year + 1900 },
-        hour: two_digits(&rest[10..12])?,
-        minute: two_digits(&rest[13..15])?,
-        second: two_digits(&rest[16..18])?,
-    })
-}
-
-/// `Sun Nov  6 08:49:37 1994`
-fn asctime(s: &[u8]) -> Option<HttpDate> {
-    if s.len() != 24 || s[3] != b' ' || s[7] != b' ' || s[10] != b' ' {
-        return None;
-    }
-    if s[13] != b':' || s[16] != b':' || s[19] != b' ' {
-        return None;
-    }
-    let day = match &s[8..10] {
-        [b' ', digit] if digit.is_ascii_digit() => digit - b'0',
-        digits => two_digits(digits)?,
-    };
-    Some(HttpDate {
-        weekday: short_weekday(&s[..3])?,
-        day,
-        month: month(&s[4..7])?,
-        year: four_digits(&s[20..24])?,
-        hour: two_digits(&s[11..13])?,
-        minute: two_digits(&s[14..16])?,
-        second: two_digits(&s[17..19])?,
-    })
-}
-
-/// gzip at `Compression::fast()`, byte for byte what `flate2::write::GzEncoder`
-/// writes, with the deflate state and the output buffer kept between batches
-/// (a new `GzEncoder` allocates and clears a few hundred kilobytes of state).
+/// gzip at `Compression::fast()` into an output buffer kept between
+/// batches. (Keeping the deflate state too saves nothing measurable: a
+/// reset clears the same tables a new one allocates.)
+#[derive(Default)]
 struct Gzip {
-    deflate: flate2::Compress,
     out: Vec<u8>,
 }
 
-impl Default for Gzip {
-    fn default() -> Self {
-        Self {
-            deflate: flate2::Compress::new(flate2::Compression::fast(), false),
-            out: Vec::new(),
-        }
-    }
-}
-
-/// GzEncoder's header at level 1: no name, no time, "fastest" (4), unknown OS.
-const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 4, 255];
-
 impl Gzip {
     fn compress(&mut self, input: &[u8]) -> Result<&[u8], OTelSdkError> {
-        let failed = |why: String| {
+        let failed = |why: std::io::Error| {
             OTelSdkError::InternalFailure(format!("gzip of the request failed: {why}"))
         };
-        self.deflate.reset();
-        self.out.clear();
-        self.out.extend_from_slice(&GZIP_HEADER);
-        loop {
-            let consumed = usize::try_from(self.deflate.total_in()).unwrap_or(usize::MAX);
-            let rest = input.get(consumed..).unwrap_or_default();
-            self.out.reserve(rest.len() / 2 + 1024);
-            let before = (self.deflate.total_in(), self.out.len());
-            let status = self
-                .deflate
-                .compress_vec(rest, &mut self.out, flate2::FlushCompress::Finish)
-                .map_err(|error| failed(error.to_string()))?;
-            if status == flate2::Status::StreamEnd {
-                break;
-            }
-            if (self.deflate.total_in(), self.out.len()) == before {
-                return Err(failed("no progress".to_owned()));
-            }
-        }
-        let mut crc = flate2::Crc::new();
-        crc.update(input);
-        self.out.extend_from_slice(&crc.sum().to_le_bytes());
-        // ISIZE is the length modulo 2^32 (RFC 1952).
-        self.out
-            .extend_from_slice(&(input.len() as u32).to_le_bytes());
+        let mut out = std::mem::take(&mut self.out);
+        out.clear();
+        out.reserve(input.len() / 3 + 1024);
+        let mut encoder = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
+        std::io::Write::write_all(&mut encoder, input).map_err(failed)?;
+        self.out = encoder.finish().map_err(failed)?;
         Ok(&self.out)
     }
 }
@@ -1671,15 +1449,14 @@ mod tests {
     }
 
     #[test]
-    fn gzip_writes_what_gz_encoder_writes_batch_after_batch() {
+    fn the_reused_gzip_buffer_holds_each_batch_alone() {
         let mut gzip = Gzip::default();
         let mut rng = Rng(7);
         let batch = ours(&varied_spans(), &resource());
         let noise: Vec<u8> = (0..300_000).map(|_| rng.next() as u8).collect();
         for input in [&batch[..], &[], &noise[..], b"a", &batch[..]] {
             let gzipped = gzip.compress(input).unwrap().to_vec();
-            assert_eq!(gunzip(&gzipped), input);
-            assert!(gzipped == gz_encoder(input), "{} bytes in", input.len());
+            assert_eq!(gunzip(&gzipped), input, "{} bytes in", input.len());
         }
     }
 
@@ -1737,52 +1514,10 @@ mod tests {
         // A date in the past is no wait at all.
         assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT"), secs(0));
 
-        let nov_6_1994 = Some(UNIX_EPOCH + Duration::from_secs(784_111_777));
-        for text in [
-            "Sun, 06 Nov 1994 08:49:37 GMT",
-            "  Sun, 06 Nov 1994 08:49:37 GMT ",
-            "Sunday, 06-Nov-94 08:49:37 GMT",
-            "Sun Nov  6 08:49:37 1994",
-            "Sun Nov 06 08:49:37 1994",
-        ] {
-            assert_eq!(parse_http_date(text), nov_6_1994, "{text:?}");
-        }
-        let day = |y: u64, d: u64| {
-            Some(UNIX_EPOCH + Duration::from_secs(((y - 1970) * 365 + d) * 86_400))
-        };
-        assert_eq!(
-            parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"),
-            day(1970, 0)
-        );
-        assert_eq!(
-            parse_http_date("Tue, 29 Feb 2000 00:00:00 GMT"),
-            day(2000, 7 + 31 + 28)
-        );
-        assert_eq!(
-            parse_http_date("Tuesday, 01-Jan-69 00:00:00 GMT"),
-            day(2069, 25)
-        );
-        assert_eq!(
-            parse_http_date("Fri, 31 Dec 9999 23:59:59 GMT").is_some(),
-            true
-        );
-        for wrong in [
-            "Mon, 06 Nov 1994 08:49:37 GMT", // not a Monday
-            "Sun, 06 Nov 1994 08:49:37 UTC",
-            "Sun, 6 Nov 1994 08:49:37 GMT",
-            "Mon, 29 Feb 1900 00:00:00 GMT", // 1900 was not a leap year
-            "Tue, 31 Apr 2001 00:00:00 GMT",
-            "Wed, 31 Dec 1969 23:59:59 GMT",
-            "Sun, 06 Nov 1994 24:00:00 GMT",
-            "Sun, 06 Nov 1994 08:60:00 GMT",
-            "Sun, 06 Nox 1994 08:49:37 GMT",
-            "Sunday, 06-Nov-1994 08:49:37 GMT",
-            "Sun Nov  6 08:49:37 94",
-            "Sün, 06 Nov 1994 08:49:37 GMT",
-            "",
-        ] {
-            assert_eq!(parse_http_date(wrong), None, "{wrong:?}");
-        }
+        let in_two_minutes = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(120));
+        let wait = parse_retry_after(&in_two_minutes).unwrap();
+        assert!((118..=120).contains(&wait.as_secs()), "{wait:?}");
+        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 UTC"), None);
     }
 
     #[test]
@@ -2085,6 +1820,7 @@ mod tests {
     }
 
     /// `cargo test --release -p vaxila-runtime otlp::tests::encode_and_gzip_timings -- --ignored --nocapture`
+    /// (add `--features flate2/zlib-rs` for flate2's zlib-rs backend).
     #[test]
     #[ignore = "a measurement, not a test: run it in release"]
     fn encode_and_gzip_timings() {
@@ -2110,7 +1846,7 @@ mod tests {
         let attributes = ResourceAttributesWithSchema::from(&resource);
 
         // Per round, for the medians and minima (the machine may be busy).
-        let mut times: [Vec<Duration>; 5] = Default::default();
+        let mut times: [Vec<Duration>; 6] = Default::default();
         let mut sizes = (0, 0);
         for _ in 0..ROUNDS {
             // Each path is handed its own copy of the batch and drops it, as
@@ -2139,14 +1875,20 @@ mod tests {
             let done = Instant::now();
             times[2].push(encoded_at - started);
             times[3].push(done - encoded_at);
+
+            // What the benchmarks' receiver then does with the request.
+            let started = Instant::now();
+            let request = ExportTraceServiceRequest::decode(gunzip(gzip.out.as_slice()).as_slice());
+            std::hint::black_box(request.unwrap());
+            times[5].push(started.elapsed());
         }
-        std::fs::write("/tmp/vaxila-otlp-batch.bin", &buf).unwrap();
         let [
             ours_encode,
             ours_gzip,
             proto_encode,
             proto_gzip,
             new_gz_encoder,
+            receiver,
         ] = times.map(|mut t| {
             t.sort_unstable();
             (t[t.len() / 2], t[0])
@@ -2167,6 +1909,10 @@ mod tests {
         println!(
             "a new GzEncoder for our bytes: {:?} ({:?})",
             new_gz_encoder.0, new_gz_encoder.1
+        );
+        println!(
+            "the benchmarks' receiver, gunzip + prost decode: {:?} ({:?})",
+            receiver.0, receiver.1
         );
         println!(
             "encode alone {:.1}x ({:.1}x), encode+gzip {:.2}x ({:.2}x)",

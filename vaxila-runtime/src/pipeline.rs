@@ -13,21 +13,14 @@
 
 use std::io::Write as _;
 use std::sync::Arc;
-use std::time::Duration;
 
 use opentelemetry::KeyValue;
-use opentelemetry_http::{Bytes, HttpClient, HttpError, Request, Response};
-use opentelemetry_otlp::{Protocol, WithExportConfig as _, WithHttpConfig as _};
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::resource::{ResourceDetector as _, TelemetryResourceDetector};
-use opentelemetry_sdk::trace::{
-    SdkTracerProvider, SimpleSpanProcessor, SpanExporter as _, SpanLimits,
-};
-use prost::Message as _;
+use opentelemetry_sdk::trace::{SdkTracerProvider, SimpleSpanProcessor, SpanLimits};
 
 use crate::batch::{BatchProcessor, Counters};
-use crate::config::{Compression, Exporter, Secret, Settings, TOKEN_HEADER};
+use crate::config::{Exporter, Settings};
 use crate::console::ConsoleExporter;
 use crate::error::Error;
 use crate::global::{Fast, Sampling};
@@ -87,8 +80,7 @@ pub(crate) fn build(settings: &Settings) -> Result<Pipeline, Error> {
     let (provider, fast) = match settings.exporter {
         Exporter::Otlp => {
             let shared = Arc::new(Counters::default());
-            let mut exporter = otlp_exporter(settings, shared.clone())?;
-            exporter.set_resource(&resource);
+            let exporter = crate::otlp::OtlpExporter::new(settings, shared.clone(), &resource)?;
             let processor = BatchProcessor::start(
                 exporter,
                 &settings.batch,
@@ -164,157 +156,4 @@ pub(crate) fn resource(settings: &Settings) -> Resource {
         )
         .with_attributes(attributes)
         .build()
-}
-
-fn otlp_exporter(
-    settings: &Settings,
-    counters: Arc<Counters>,
-) -> Result<opentelemetry_otlp::SpanExporter, Error> {
-    opentelemetry_otlp::SpanExporter::builder()
-        .with_http()
-        .with_http_client(Transport::new(settings, counters)?)
-        .with_protocol(Protocol::HttpBinary)
-        .with_endpoint(settings.endpoint.clone())
-        .with_timeout(settings.timeout)
-        .build()
-        .map_err(Error::Exporter)
-}
-
-/// The HTTP client of the OTLP exporter: headers and compression exactly as
-/// resolved (the exporter would otherwise read `OTEL_EXPORTER_OTLP_HEADERS`
-/// and `OTEL_EXPORTER_OTLP_COMPRESSION` itself, behind `Config::resolve`'s
-/// back), sent with a blocking `ureq` agent.
-struct Transport {
-    headers: Vec<(http::HeaderName, http::HeaderValue)>,
-    compression: Compression,
-    timeout: Duration,
-    agent: ureq::Agent,
-    /// Where the answers' statuses and partial successes are noted.
-    counters: Arc<Counters>,
-}
-
-impl std::fmt::Debug for Transport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Transport")
-            .field(
-                "headers",
-                &self
-                    .headers
-                    .iter()
-                    .map(|(name, _)| name)
-                    .collect::<Vec<_>>(),
-            )
-            .field("compression", &self.compression)
-            .field("timeout", &self.timeout)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The largest answer read; an OTLP response is a few bytes.
-const MAX_RESPONSE: u64 = 1 << 20;
-
-impl Transport {
-    fn new(settings: &Settings, counters: Arc<Counters>) -> Result<Self, Error> {
-        // Checked here, so that a TLS problem is an `init` error.
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .map_err(Error::Tls)?;
-        let tls = ureq::tls::TlsConfig::builder()
-            .provider(ureq::tls::TlsProvider::Rustls)
-            .root_certs(ureq::tls::RootCerts::PlatformVerifier)
-            .unversioned_rustls_crypto_provider(provider)
-            .build();
-        let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(settings.timeout))
-            // Statuses are the exporter's to classify (retry or not).
-            .http_status_as_error(false)
-            .tls_config(tls)
-            .user_agent(concat!("vaxila-rust/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .new_agent();
-
-        let mut headers = vec![(http::header::ACCEPT, http::HeaderValue::from_static("*/*"))];
-        let user = settings
-            .headers
-            .iter()
-            .map(|(name, value)| (name.as_str(), value));
-        let token = settings.token.iter().map(|token| (TOKEN_HEADER, token));
-        for (name, value) in user.chain(token) {
-            let (Ok(name), Ok(mut value)) = (
-                http::HeaderName::from_bytes(name.as_bytes()),
-                http::HeaderValue::from_str(Secret::expose(value)),
-            ) else {
-                // `Config::resolve` has checked every header already.
-                continue;
-            };
-            value.set_sensitive(true);
-            headers.retain(|(existing, _)| *existing != name);
-            headers.push((name, value));
-        }
-        Ok(Self {
-            headers,
-            compression: settings.compression,
-            timeout: settings.timeout,
-            agent,
-            counters,
-        })
-    }
-
-    fn send(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
-        let (mut parts, body) = request.into_parts();
-        // Keep what the exporter says about the body, replace everything else.
-        let content_type = parts.headers.remove(http::header::CONTENT_TYPE);
-        parts.headers.clear();
-        if let Some(content_type) = content_type {
-            parts
-                .headers
-                .insert(http::header::CONTENT_TYPE, content_type);
-        }
-        for (name, value) in &self.headers {
-            parts.headers.insert(name.clone(), value.clone());
-        }
-        let body: Vec<u8> = match self.compression {
-            Compression::Gzip => {
-                let mut encoder = flate2::write::GzEncoder::new(
-                    Vec::with_capacity(body.len() / 4),
-                    flate2::Compression::fast(),
-                );
-                encoder.write_all(&body)?;
-                parts.headers.insert(
-                    http::header::CONTENT_ENCODING,
-                    http::HeaderValue::from_static("gzip"),
-                );
-                encoder.finish()?
-            }
-            Compression::None => body.to_vec(),
-        };
-        let response = self.agent.run(Request::from_parts(parts, body))?;
-        let (parts, body) = response.into_parts();
-        let body = body.into_with_config().limit(MAX_RESPONSE).read_to_vec()?;
-        let status = parts.status.as_u16();
-        self.counters.note_status(status);
-        if parts.status.is_success() {
-            // A `partial_success` is a 200 that rejected part of the batch.
-            if let Ok(ExportTraceServiceResponse {
-                partial_success: Some(partial),
-            }) = ExportTraceServiceResponse::decode(body.as_slice())
-                && partial.rejected_spans > 0
-            {
-                self.counters.note_rejected(
-                    u64::try_from(partial.rejected_spans).unwrap_or(0),
-                    &partial.error_message,
-                );
-            }
-        }
-        Ok(Response::from_parts(parts, Bytes::from(body)))
-    }
-}
-
-#[async_trait::async_trait]
-impl HttpClient for Transport {
-    async fn send_bytes(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
-        // Blocking, on the batch thread, which runs nothing else meanwhile.
-        self.send(request)
-    }
 }

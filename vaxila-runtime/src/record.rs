@@ -192,6 +192,7 @@ impl Live {
 
 std::thread_local! {
     /// Boxes of spans that ended on this thread, for its next spans.
+    #[allow(clippy::vec_box, reason = "the boxes are what is kept: spans hold them")]
     static POOL: RefCell<Vec<Box<Live>>> = const { RefCell::new(Vec::new()) };
 }
 

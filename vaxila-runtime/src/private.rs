@@ -225,23 +225,26 @@ impl Span {
         A: FnOnce() -> I,
         I: IntoIterator<Item = KeyValue>,
     {
+        // Written in place, not returned through the closures: a span that
+        // stays off is then never stored at all.
+        let mut span = Self::OFF;
         crate::global::with_installed(|installed| match parent {
-            Parent::Current => Context::map_current(|cx| Self::begin_in(installed, site, cx)),
-            Parent::Explicit(cx) => Self::begin_in(installed, site, cx),
-            Parent::Root => Self::begin_in(installed, site, &Context::new()),
-        })
-        .unwrap_or(Self::OFF)
+            Parent::Current => Context::map_current(|cx| span.begin_in(installed, site, cx)),
+            Parent::Explicit(cx) => span.begin_in(installed, site, cx),
+            Parent::Root => span.begin_in(installed, site, &Context::new()),
+        });
+        span
     }
 
     #[inline(always)]
-    fn begin_in<A, I>(installed: &Installed, site: Site<A>, parent: &Context) -> Self
+    fn begin_in<A, I>(&mut self, installed: &Installed, site: Site<A>, parent: &Context)
     where
         A: FnOnce() -> I,
         I: IntoIterator<Item = KeyValue>,
     {
         match &installed.fast {
-            Some(fast) => Self::begin_fast(fast, site, parent),
-            None => Self::begin_sdk(&installed.tracer, site, parent),
+            Some(fast) => self.begin_fast(fast, site, parent),
+            None => *self.inner = Self::begin_sdk(&installed.tracer, site, parent),
         }
     }
 
@@ -249,19 +252,19 @@ impl Span {
     /// samplers never return `RecordOnly`, nor attributes), minus the SDK's
     /// span.
     #[inline(always)]
-    fn begin_fast<A, I>(fast: &Fast, site: Site<A>, parent: &Context) -> Self
+    fn begin_fast<A, I>(&mut self, fast: &Fast, site: Site<A>, parent: &Context)
     where
         A: FnOnce() -> I,
         I: IntoIterator<Item = KeyValue>,
     {
         if parent.is_telemetry_suppressed() {
-            return Self::OFF;
+            return;
         }
         let parent_active = parent.has_active_span();
         let sampling = fast.sampling;
         if !parent_active && sampling.drops_roots() {
             // Its children are roots too, dropped as well: no context needed.
-            return Self::OFF;
+            return;
         }
         let parent_span = parent.span();
         let parent_sc = parent_span.span_context();
@@ -279,7 +282,7 @@ impl Span {
             // the parent's context serves them; a root's children need one
             // that says "not sampled".
             if inherits {
-                return Self::OFF;
+                return;
             }
             let span_context = SpanContext::new(
                 trace_id,
@@ -288,12 +291,13 @@ impl Span {
                 false,
                 trace_state,
             );
-            return Self::new(Inner::Context {
+            *self.inner = Inner::Context {
                 cx: parent.with_remote_span_context(span_context),
                 recording: false,
-            });
+            };
+            return;
         }
-        Self::begin_sampled(fast, site, parent, parent_sc, trace_id, trace_state)
+        *self.inner = Self::begin_sampled(fast, site, parent, parent_sc, trace_id, trace_state);
     }
 
     /// The sampled span of [`begin_fast`](Self::begin_fast).
@@ -305,7 +309,7 @@ impl Span {
         parent_sc: &SpanContext,
         trace_id: TraceId,
         trace_state: TraceState,
-    ) -> Self
+    ) -> Inner
     where
         A: FnOnce() -> I,
         I: IntoIterator<Item = KeyValue>,
@@ -333,7 +337,7 @@ impl Span {
         for attribute in (site.attributes)() {
             record.set_attribute(attribute);
         }
-        Self::new(Inner::Live(live))
+        Inner::Live(live)
     }
 
     /// An SDK span, for a provider of the user's.
@@ -341,7 +345,7 @@ impl Span {
         tracer: &opentelemetry_sdk::trace::SdkTracer,
         site: Site<A>,
         parent: &Context,
-    ) -> Self
+    ) -> Inner
     where
         A: FnOnce() -> I,
         I: IntoIterator<Item = KeyValue>,
@@ -356,10 +360,10 @@ impl Span {
             attributes.extend((site.attributes)());
             span.set_attributes(attributes);
         }
-        Self::new(Inner::Context {
+        Inner::Context {
             cx: parent.with_span(span),
             recording,
-        })
+        }
     }
 
     /// Whether attributes given to this span are kept. Attribute expressions

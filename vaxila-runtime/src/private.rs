@@ -425,9 +425,22 @@ impl Span {
 
     /// Runs `f` with this span as the current context, recording a panic
     /// that escapes it before letting the panic go on.
+    ///
+    /// The body runs once, so a span of ours lends it its context instead
+    /// of copying it (the span needs it no more: its ids are in its record).
     #[inline]
     pub fn in_scope<R>(&mut self, f: impl FnOnce() -> R) -> R {
-        self.poll_in(&mut false, f)
+        match &mut *self.inner {
+            Inner::Off => f(),
+            Inner::Context { cx, .. } => {
+                let cx = cx.clone();
+                self.run_in(cx, &mut false, f)
+            }
+            Inner::Live(live) => {
+                let cx = std::mem::replace(&mut live.cx, Context::new());
+                self.run_in(cx, &mut false, f)
+            }
+        }
     }
 
     /// Polls `future` with this span as the current context on every poll.
@@ -590,12 +603,22 @@ impl Span {
     /// future or stream that runs inside a span, go through here.
     #[inline]
     pub(crate) fn poll_in<T>(&mut self, done: &mut bool, poll: impl FnOnce() -> T) -> T {
-        let (cx, live) = match &*self.inner {
+        let cx = match &*self.inner {
             Inner::Off => return poll(),
-            Inner::Context { cx, .. } => (cx, None),
-            Inner::Live(live) => (&live.cx, Some(live)),
+            Inner::Context { cx, .. } => cx.clone(),
+            Inner::Live(live) => live.cx.clone(),
         };
-        let attached = cx.clone().attach();
+        self.run_in(cx, done, poll)
+    }
+
+    /// [`poll_in`](Self::poll_in) with `cx`, this span's context.
+    #[inline]
+    fn run_in<T>(&mut self, cx: Context, done: &mut bool, poll: impl FnOnce() -> T) -> T {
+        let live = match &*self.inner {
+            Inner::Live(live) => Some(&**live),
+            _ => None,
+        };
+        let attached = cx.attach();
         let entered = live.map(|live| enter(live));
         let result = catch_unwind(AssertUnwindSafe(poll));
         drop(entered);

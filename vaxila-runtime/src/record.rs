@@ -108,7 +108,8 @@ pub(crate) struct Record {
 /// so that it costs no allocation once a thread has run a few spans.
 #[derive(Debug)]
 pub(crate) struct Live {
-    /// Its ids, for the body's children, until it ends.
+    /// Its ids, for the body's children: copied into every poll of an
+    /// async body, lent to a sync body (`in_scope`), which runs once.
     pub(crate) cx: Context,
     pub(crate) span_id: SpanId,
     /// The span entered before this one on this thread, while this one is

@@ -6,16 +6,16 @@
 //! ```
 //!
 //! One thread ends spans as fast as it can for `SECONDS`; the pipeline is
-//! then shut down (flushing what it still holds). The receiver decodes every
-//! request and counts the spans in it. Both pipelines use the same default
-//! batch settings (a 2048-span queue, 512 spans a request).
+//! then shut down (flushing what it still holds). The receiver
+//! (`support::Sink`) gunzips every request and counts the spans in it.
+//! Both pipelines use the same default batch settings (a 2048-span queue,
+//! 512 spans a request).
 
 use std::time::{Duration, Instant};
 
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
 use opentelemetry_sdk::trace::Sampler;
-use vaxila_test_support::Receiver;
 
 mod support;
 
@@ -52,10 +52,10 @@ fn produce(mut one: impl FnMut(u64)) -> (u64, Instant) {
 }
 
 fn vaxila_run() -> (Run, vaxila::ExportStats) {
-    let receiver = Receiver::start();
+    let receiver = support::Sink::start();
     let guard = vaxila::Config::default()
         .with_service_name("throughput")
-        .with_endpoint(receiver.endpoint())
+        .with_endpoint(receiver.endpoint.clone())
         .with_tracing_bridge(false)
         .init()
         .expect("vaxila::init");
@@ -65,7 +65,7 @@ fn vaxila_run() -> (Run, vaxila::ExportStats) {
     let before = guard.stats();
     guard.shutdown().ok();
     let elapsed = started.elapsed();
-    let delivered = receiver.span_count() as u64;
+    let delivered = receiver.spans.load(std::sync::atomic::Ordering::Relaxed);
     let run = Run {
         ended,
         delivered,
@@ -75,8 +75,8 @@ fn vaxila_run() -> (Run, vaxila::ExportStats) {
 }
 
 fn sdk_run() -> Run {
-    let receiver = Receiver::start();
-    let provider = support::sdk_provider(&receiver.endpoint(), Sampler::AlwaysOn);
+    let receiver = support::Sink::start();
+    let provider = support::sdk_provider(&receiver.endpoint, Sampler::AlwaysOn);
     let tracer = provider.tracer("throughput");
     let (ended, started) = produce(|i| {
         let mut span = tracer.start("work");
@@ -87,7 +87,7 @@ fn sdk_run() -> Run {
     let elapsed = started.elapsed();
     Run {
         ended,
-        delivered: receiver.span_count() as u64,
+        delivered: receiver.spans.load(std::sync::atomic::Ordering::Relaxed),
         elapsed,
     }
 }

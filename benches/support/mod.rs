@@ -14,12 +14,14 @@ use opentelemetry_sdk::trace::{
     BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider,
 };
 
-/// An OTLP/HTTP endpoint on 127.0.0.1 that reads each request whole, counts
-/// the bytes, and answers `200 OK` with an empty body: export as cheap as a
-/// real network exporter can be, with nothing decoded.
+/// An OTLP/HTTP endpoint on 127.0.0.1 that reads each request whole,
+/// counts the spans in it (gunzipped, and walked field by field rather than
+/// decoded into structs, so that the receiving end costs as little as it
+/// can), and answers `200 OK` with an empty body.
 pub struct Sink {
     pub endpoint: String,
     pub requests: Arc<AtomicU64>,
+    pub spans: Arc<AtomicU64>,
 }
 
 impl Sink {
@@ -27,22 +29,76 @@ impl Sink {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let endpoint = format!("http://{}/v1/traces", listener.local_addr().unwrap());
         let requests = Arc::new(AtomicU64::new(0));
-        let counter = requests.clone();
+        let spans = Arc::new(AtomicU64::new(0));
+        let counters = (requests.clone(), spans.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let counter = counter.clone();
-                std::thread::spawn(move || serve(stream, &counter));
+                let (requests, spans) = counters.clone();
+                std::thread::spawn(move || serve(stream, &requests, &spans));
             }
         });
-        Self { endpoint, requests }
+        Self {
+            endpoint,
+            requests,
+            spans,
+        }
     }
 }
 
-fn serve(stream: TcpStream, requests: &AtomicU64) {
+/// The fields of one protobuf message: (number, length-delimited payload);
+/// other wire types are skipped.
+fn fields(mut buf: &[u8]) -> impl Iterator<Item = (u64, &[u8])> {
+    fn varint(buf: &mut &[u8]) -> Option<u64> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&byte, rest) = buf.split_first()?;
+            *buf = rest;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte < 0x80 {
+                return Some(value);
+            }
+        }
+        None
+    }
+    std::iter::from_fn(move || {
+        loop {
+            let key = varint(&mut buf)?;
+            let skip = match key & 7 {
+                0 => {
+                    varint(&mut buf)?;
+                    continue;
+                }
+                1 => 8,
+                5 => 4,
+                2 => {
+                    let len = usize::try_from(varint(&mut buf)?).ok()?;
+                    let (payload, rest) = buf.split_at_checked(len)?;
+                    buf = rest;
+                    return Some((key >> 3, payload));
+                }
+                _ => return None,
+            };
+            buf = buf.get(skip..)?;
+        }
+    })
+}
+
+/// Spans in an `ExportTraceServiceRequest`: resource_spans (1) →
+/// scope_spans (2) → spans (2).
+fn count_spans(request: &[u8]) -> u64 {
+    fields(request)
+        .filter(|(n, _)| *n == 1)
+        .flat_map(|(_, resource)| fields(resource).filter(|(n, _)| *n == 2))
+        .map(|(_, scope)| fields(scope).filter(|(n, _)| *n == 2).count() as u64)
+        .sum()
+}
+
+fn serve(stream: TcpStream, requests: &AtomicU64, spans: &AtomicU64) {
     let mut writer = stream.try_clone().expect("clone stream");
     let mut reader = BufReader::new(stream);
     loop {
         let mut length = 0usize;
+        let mut gzip = false;
         let mut line = String::new();
         loop {
             line.clear();
@@ -58,12 +114,27 @@ fn serve(stream: TcpStream, requests: &AtomicU64) {
             {
                 length = value.trim().parse().unwrap_or(0);
             }
+            if let Some((name, value)) = header.split_once(':')
+                && name.eq_ignore_ascii_case("content-encoding")
+            {
+                gzip = value.trim().eq_ignore_ascii_case("gzip");
+            }
         }
         let mut body = vec![0; length];
         if reader.read_exact(&mut body).is_err() {
             return;
         }
         requests.fetch_add(1, Ordering::Relaxed);
+        let count = if gzip {
+            let mut plain = Vec::with_capacity(body.len() * 4);
+            match flate2::read::GzDecoder::new(&body[..]).read_to_end(&mut plain) {
+                Ok(_) => count_spans(&plain),
+                Err(_) => 0,
+            }
+        } else {
+            count_spans(&body)
+        };
+        spans.fetch_add(count, Ordering::Relaxed);
         let answer =
             b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n";
         if writer.write_all(answer).is_err() {

@@ -91,6 +91,23 @@ fn instrumented_call(c: &mut Criterion) {
     eprintln!("vaxila_sampled: {}", guard.stats());
     drop(guard);
 
+    let guard = vaxila::Config::default()
+        .with_exporter(vaxila::Exporter::None)
+        .with_tracing_bridge(false)
+        .init()
+        .expect("vaxila::init");
+    group.bench_function("vaxila_sampled_discarded", |b| {
+        b.iter(|| with_vaxila(black_box(42)));
+    });
+    drop(guard);
+
+    let discarding = support::sdk_discarding();
+    let tracer = discarding.tracer("bench");
+    group.bench_function("otel_sdk_in_span_discarded", |b| {
+        b.iter(|| with_sdk(&tracer, black_box(42)));
+    });
+    let _ = discarding.shutdown();
+
     let provider = support::sdk_provider(&sink.endpoint, Sampler::AlwaysOn);
     let tracer = provider.tracer("bench");
     group.bench_function("otel_sdk_in_span", |b| {

@@ -190,3 +190,25 @@ pub fn sdk_provider(endpoint: &str, sampler: Sampler) -> SdkTracerProvider {
         .with_span_processor(processor)
         .build()
 }
+
+/// An exporter that drops every batch: the SDK's batch processor with no
+/// export cost, to compare with vaxila's `none` exporter.
+#[derive(Debug)]
+pub struct Discard;
+
+impl opentelemetry_sdk::trace::SpanExporter for Discard {
+    async fn export(
+        &self,
+        batch: Vec<opentelemetry_sdk::trace::SpanData>,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
+        drop(batch);
+        Ok(())
+    }
+}
+
+/// The SDK's batch processor in front of [`Discard`].
+pub fn sdk_discarding() -> SdkTracerProvider {
+    SdkTracerProvider::builder()
+        .with_span_processor(BatchSpanProcessor::builder(Discard).build())
+        .build()
+}

@@ -60,7 +60,7 @@ const CALLS: u64 = 10_000;
 /// in a queue (each of which holds its memory until it is exported).
 fn per_call(mut f: impl FnMut()) -> (f64, f64) {
     let mut paced = |i: u64| {
-        if i % 256 == 0 {
+        if i.is_multiple_of(256) {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         f();

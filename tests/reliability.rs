@@ -373,3 +373,78 @@ fn ending_spans_never_waits_for_a_stuck_export() {
         std::mem::forget(guard);
     });
 }
+
+#[test]
+fn a_span_ends_into_the_pipeline_it_started_in_never_a_later_one() {
+    as_child(
+        "a_span_ends_into_the_pipeline_it_started_in_never_a_later_one",
+        || {
+            let first = Receiver::start();
+            let guard = config(&first.endpoint()).init().unwrap();
+            let (started, ended) = (
+                std::sync::mpsc::channel::<()>(),
+                std::sync::mpsc::channel::<()>(),
+            );
+            let late = std::thread::spawn(move || {
+                vaxila::span("late").in_scope(|_| {
+                    started.0.send(()).unwrap();
+                    // Still running while its pipeline is replaced.
+                    ended.1.recv().unwrap();
+                });
+            });
+            started.1.recv().unwrap();
+            drop(guard);
+            let second = Receiver::start();
+            let guard = config(&second.endpoint()).init().unwrap();
+            ended.0.send(()).unwrap();
+            late.join().unwrap();
+            spans(2);
+            let stats = shut_down(guard);
+            let names: Vec<_> = second.spans().into_iter().map(|s| s.name).collect();
+            assert_eq!(
+                names,
+                ["work", "work"],
+                "the first pipeline's span went elsewhere"
+            );
+            assert_eq!(stats.total(), 2, "{stats}");
+            assert!(first.spans().is_empty());
+        },
+    );
+}
+
+#[test]
+fn a_queue_smaller_than_two_batches_keeps_exporting_without_the_timer() {
+    as_child(
+        "a_queue_smaller_than_two_batches_keeps_exporting_without_the_timer",
+        || {
+            let receiver = Receiver::start();
+            let guard = config(&receiver.endpoint())
+                .with_max_queue_size(300)
+                .with_max_export_batch_size(256)
+                .with_scheduled_delay(Duration::from_secs(2))
+                .init()
+                .unwrap();
+            // A first partial batch, exported by the timer: the count of
+            // spans is no longer a multiple of the batch size after it.
+            spans(100);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while receiver.span_count() < 100 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            assert_eq!(receiver.span_count(), 100);
+            // More than the queue holds, at once: a full queue is a batch.
+            spans(1_000);
+            let wait = Instant::now();
+            while receiver.span_count() < 356 && wait.elapsed() < Duration::from_secs(10) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            assert!(
+                wait.elapsed() < Duration::from_millis(1500),
+                "a batch waited {:?} for the 2 s timer",
+                wait.elapsed()
+            );
+            let stats = shut_down(guard);
+            assert_eq!(stats.total(), 1_100, "{stats}");
+        },
+    );
+}

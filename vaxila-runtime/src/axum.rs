@@ -101,21 +101,16 @@ where
             };
         }
         let parent = parent_of(&request);
-        let span = Span::start_named(
+        let mut span = Span::start_named(
             || name(&request),
             SpanKind::Server,
             || attributes(&request),
             &parent,
         );
         // Whatever the inner service does before its future is first polled
-        // happens inside the span too.
-        let future = match span.context() {
-            Some(cx) => {
-                let _guard = cx.clone().attach();
-                self.inner.call(request)
-            }
-            None => self.inner.call(request),
-        };
+        // happens inside the span too (`current_span()` included).
+        let inner = &mut self.inner;
+        let future = span.poll_in(&mut false, || inner.call(request));
         ResponseFuture {
             future,
             span,

@@ -395,6 +395,11 @@ impl BatchProcessor {
             if let Item::Record(span) = item {
                 crate::record::recycle_here(span);
             }
+            // A full queue is a batch ready, whatever the count says (a
+            // queue smaller than two batches can fill between two nudges).
+            if !self.queue.nudged.swap(true, Ordering::AcqRel) {
+                let _ = self.control.send(Control::Batch);
+            }
             // Its fate first, so that `stats` never misses it.
             self.counters
                 .drop_span(Dropped::Full, self.queue.items.capacity());
@@ -563,6 +568,8 @@ impl<E: SpanExporter> Worker<E> {
                 }
             })
             .collect();
+        // It holds the clock's anchors: not while the request is out.
+        drop(anchor);
         if spans.is_empty() {
             return Ok(());
         }

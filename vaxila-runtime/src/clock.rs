@@ -1,14 +1,17 @@
 //! Span timestamps: a raw tick count on the caller's thread, wall-clock time only when a span is exported.
 //!
-//! `SystemTime::now()` is a `clock_gettime` call, about 20 ns even through
+//! `SystemTime::now()` is a `clock_gettime` call, 20–30 ns even through
 //! the vDSO, and a span needs two. The CPU's time-stamp counter (through
 //! `quanta`, which calibrates it against the monotonic clock and falls back
 //! to that clock where the counter is not reliable) costs a few. A stamp is
-//! turned into wall-clock time against an [`Anchor`], a pair of readings of
-//! both clocks taken when the span is exported, seconds later at most, so the
-//! drift between the two clocks never shows.
+//! turned into wall-clock time against the pair of readings of both clocks
+//! (an anchor) taken last before it; anchors are taken at most a second
+//! apart while spans are recorded, so the drift between the two clocks
+//! never shows.
 
-use std::sync::OnceLock;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime};
 
 static CLOCK: OnceLock<quanta::Clock> = OnceLock::new();
@@ -22,6 +25,44 @@ pub(crate) fn calibrate() {
     clock();
 }
 
+/// Readings of both clocks, at least a second apart, oldest first: a stamp
+/// is converted against the last one taken before it, so that however long
+/// a span runs or waits for export, the two clocks' drift (NTP slewing the
+/// wall clock, the tick rate's calibration) is that of a second at most.
+static HISTORY: Mutex<VecDeque<Reading>> = Mutex::new(VecDeque::new());
+/// Anchors kept: over an hour of them, at one a second.
+const HISTORY_LEN: usize = 4096;
+/// The tick reading of the newest anchor.
+static NEWEST: AtomicU64 = AtomicU64::new(0);
+const SPACING_NS: u64 = 1_000_000_000;
+
+#[derive(Clone, Copy, Debug)]
+struct Reading {
+    raw: u64,
+    wall: SystemTime,
+}
+
+impl Reading {
+    fn now() -> Self {
+        Self {
+            raw: clock().raw(),
+            wall: SystemTime::now(),
+        }
+    }
+}
+
+fn history() -> MutexGuard<'static, VecDeque<Reading>> {
+    HISTORY.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn push(history: &mut VecDeque<Reading>, reading: Reading) {
+    if history.len() == HISTORY_LEN {
+        history.pop_front();
+    }
+    history.push_back(reading);
+    NEWEST.store(reading.raw, Ordering::Relaxed);
+}
+
 /// A reading of the tick clock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Stamp(u64);
@@ -29,33 +70,48 @@ pub(crate) struct Stamp(u64);
 impl Stamp {
     #[inline]
     pub(crate) fn now() -> Self {
-        Self(clock().raw())
+        let clock = clock();
+        let raw = clock.raw();
+        if clock.delta_as_nanos(NEWEST.load(Ordering::Relaxed), raw) > SPACING_NS {
+            anchor_now();
+        }
+        Self(raw)
     }
 }
 
-/// The wall-clock time of a tick reading, from which others are converted.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Anchor {
-    wall: SystemTime,
-    raw: u64,
+/// A new anchor, unless another thread holds the history (and is taking one).
+#[cold]
+fn anchor_now() {
+    if let Ok(mut history) = HISTORY.try_lock() {
+        push(&mut history, Reading::now());
+    }
 }
+
+/// Converts stamps into wall-clock time, against the anchors taken so far
+/// and one taken now.
+#[derive(Debug)]
+pub(crate) struct Anchor(MutexGuard<'static, VecDeque<Reading>>);
 
 impl Anchor {
     pub(crate) fn now() -> Self {
-        let clock = clock();
-        Self {
-            raw: clock.raw(),
-            wall: SystemTime::now(),
-        }
+        let mut history = history();
+        push(&mut history, Reading::now());
+        Self(history)
     }
 
     /// The wall-clock time of `stamp`.
     pub(crate) fn time(&self, stamp: Stamp) -> SystemTime {
+        // The last anchor at or before the stamp; the oldest for a stamp
+        // older than all of them. `now` has pushed one, so there is one.
+        let after = self.0.partition_point(|reading| reading.raw <= stamp.0);
+        let Some(reading) = self.0.get(after.saturating_sub(1)) else {
+            return SystemTime::now();
+        };
         let clock = clock();
-        if stamp.0 >= self.raw {
-            self.wall + Duration::from_nanos(clock.delta_as_nanos(self.raw, stamp.0))
+        if stamp.0 >= reading.raw {
+            reading.wall + Duration::from_nanos(clock.delta_as_nanos(reading.raw, stamp.0))
         } else {
-            self.wall - Duration::from_nanos(clock.delta_as_nanos(stamp.0, self.raw))
+            reading.wall - Duration::from_nanos(clock.delta_as_nanos(stamp.0, reading.raw))
         }
     }
 }
@@ -75,6 +131,28 @@ mod tests {
         let slack = Duration::from_millis(1);
         assert!(time + slack >= before, "{time:?} before {before:?}");
         assert!(time <= after + slack, "{time:?} after {after:?}");
+    }
+
+    #[test]
+    fn a_stamp_is_converted_against_the_anchor_taken_before_it() {
+        // Anchors a second apart, each with a wall-clock time 10 s off the
+        // tick clock's: the conversion uses the last one before the stamp.
+        let mut readings = history();
+        readings.clear();
+        let first = Reading::now();
+        let second = Reading {
+            raw: first.raw + 1,
+            wall: first.wall + Duration::from_secs(10),
+        };
+        push(&mut readings, first);
+        push(&mut readings, second);
+        let anchor = Anchor(readings);
+        assert_eq!(anchor.time(Stamp(first.raw)), first.wall);
+        assert_eq!(anchor.time(Stamp(second.raw)), second.wall);
+        // Older than every anchor: the oldest converts it.
+        assert!(anchor.time(Stamp(first.raw - 1)) <= first.wall);
+        drop(anchor);
+        history().clear();
     }
 
     #[test]

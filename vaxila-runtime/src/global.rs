@@ -18,6 +18,8 @@ static INSTALLED: RwLock<Option<Installed>> = RwLock::new(None);
 /// (`CACHE`) knows when to read it again: a span then costs a relaxed load
 /// and a thread-local access, not a lock.
 static GENERATION: AtomicU64 = AtomicU64::new(0);
+/// The pipeline installed last before the current one (or before none).
+static RETIRED: RwLock<Option<Arc<Fast>>> = RwLock::new(None);
 
 thread_local! {
     static CACHE: RefCell<(u64, Option<Installed>)> = const { RefCell::new((u64::MAX, None)) };
@@ -38,12 +40,26 @@ pub(crate) struct Installed {
 /// A pipeline of this crate, as its own spans see it.
 #[derive(Debug)]
 pub(crate) struct Fast {
+    /// Which pipeline: a span ends into the one it started in.
+    pub(crate) id: u64,
     /// The provider's sampler, decided the same way without its dynamic
     /// dispatch and its `SamplingResult`.
     pub(crate) sampling: Sampling,
     pub(crate) limits: Limits,
     /// The provider's processor, which takes spans of ours as well as `SpanData`.
     pub(crate) sink: Arc<dyn RecordSink>,
+}
+
+impl Fast {
+    pub(crate) fn new(sampling: Sampling, limits: Limits, sink: Arc<dyn RecordSink>) -> Self {
+        static IDS: AtomicU64 = AtomicU64::new(1);
+        Self {
+            id: IDS.fetch_add(1, Ordering::Relaxed),
+            sampling,
+            limits,
+            sink,
+        }
+    }
 }
 
 /// The samplers a pipeline of this crate uses: the SDK's `ParentBased`
@@ -185,7 +201,14 @@ pub(crate) fn install(provider: &SdkTracerProvider, fast: Option<Arc<Fast>>) {
         prepare_fast_path();
     }
     let tracer = provider.tracer_with_scope(crate::record::scope());
-    *INSTALLED.write().unwrap_or_else(|e| e.into_inner()) = Some(Installed { tracer, fast });
+    let old = INSTALLED
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .replace(Installed { tracer, fast });
+    if let Some(fast) = old.and_then(|old| old.fast) {
+        // As in `clear_tracer_provider`.
+        *RETIRED.write().unwrap_or_else(|e| e.into_inner()) = Some(fast);
+    }
     GENERATION.fetch_add(1, Ordering::Release);
     opentelemetry::global::set_tracer_provider(provider.clone());
     ENABLED.store(true, Ordering::Release);
@@ -227,7 +250,10 @@ fn prepare_fast_path() {
 /// Stops recording: instrumented code goes back to costing nothing.
 pub(crate) fn clear_tracer_provider() {
     ENABLED.store(false, Ordering::Release);
-    *INSTALLED.write().unwrap_or_else(|e| e.into_inner()) = None;
+    let old = INSTALLED.write().unwrap_or_else(|e| e.into_inner()).take();
+    // Spans still running end into it (counted as dropped, once it is shut
+    // down), not into nothing.
+    *RETIRED.write().unwrap_or_else(|e| e.into_inner()) = old.and_then(|old| old.fast);
     GENERATION.fetch_add(1, Ordering::Release);
     opentelemetry::global::set_tracer_provider(
         opentelemetry::trace::noop::NoopTracerProvider::new(),
@@ -266,6 +292,26 @@ pub(crate) fn with_installed<R>(f: impl FnOnce(&Installed) -> R) -> Option<R> {
     match cached {
         Some(result) => result,
         None => installed().as_ref().map(f?),
+    }
+}
+
+/// Hands an ended span of pipeline `id` to that pipeline: the installed
+/// one, or the one installed before (whose guard is being dropped, or was).
+pub(crate) fn end_span(id: u64, span: Box<Live>) {
+    let mut span = Some(span);
+    with_installed(|installed| {
+        if let Some(fast) = installed.fast.as_ref().filter(|f| f.id == id)
+            && let Some(span) = span.take()
+        {
+            fast.sink.end(span);
+        }
+    });
+    let Some(span) = span else { return };
+    let retired = RETIRED.read().unwrap_or_else(|e| e.into_inner());
+    match retired.as_ref().filter(|f| f.id == id) {
+        Some(fast) => fast.sink.end(span),
+        // A pipeline two `init`s ago: long shut down.
+        None => crate::record::recycle_here(span),
     }
 }
 

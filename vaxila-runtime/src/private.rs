@@ -17,7 +17,6 @@ use std::borrow::Cow;
 use std::cell::Cell;
 use std::fmt::{Debug, Display};
 use std::future::Future;
-use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::Pin;
@@ -84,6 +83,11 @@ enum Inner {
     /// that its children are dropped with it; or an SDK span, recording or
     /// not (a provider of the user's).
     Context { cx: Context, recording: bool },
+    /// Not recorded, and no context of its own: its body runs in its
+    /// parent's context (an explicit parent's, or none for a root), which
+    /// decides its children as this span would have. Under the current
+    /// context, `Off` does the same for nothing.
+    Borrowed(Context),
     /// A sampled span of ours.
     Live(Box<Live>),
 }
@@ -95,8 +99,7 @@ std::thread_local! {
 
 /// Makes a span findable by [`with_live`] until dropped.
 struct Entered<'a> {
-    prev: *const Live,
-    _live: PhantomData<&'a Live>,
+    live: &'a Live,
 }
 
 #[inline]
@@ -105,16 +108,32 @@ fn enter(live: &Live) -> Entered<'_> {
         .try_with(|entered| entered.replace(std::ptr::from_ref(live)))
         .unwrap_or(std::ptr::null());
     live.prev.set(prev);
-    Entered {
-        prev,
-        _live: PhantomData,
-    }
+    Entered { live }
 }
 
 impl Drop for Entered<'_> {
     #[inline]
     fn drop(&mut self) {
-        let _ = ENTERED.try_with(|entered| entered.set(self.prev));
+        let me = std::ptr::from_ref(self.live);
+        let _ = ENTERED.try_with(|entered| {
+            if entered.get() == me {
+                entered.set(self.live.prev.get());
+                return;
+            }
+            // Not the innermost: spans left out of order, as stackful
+            // coroutines can leave them. Unlinked where it is, so that no
+            // pointer to it outlives it.
+            let mut next = entered.get();
+            // SAFETY: as in `with_live`: every span in the chain is entered
+            // and alive (this one too, borrowed by `self`).
+            while let Some(node) = unsafe { next.as_ref() } {
+                if node.prev.get() == me {
+                    node.prev.set(self.live.prev.get());
+                    return;
+                }
+                next = node.prev.get();
+            }
+        });
     }
 }
 
@@ -229,21 +248,28 @@ impl Span {
         // stays off is then never stored at all.
         let mut span = Self::OFF;
         crate::global::with_installed(|installed| match parent {
-            Parent::Current => Context::map_current(|cx| span.begin_in(installed, site, cx)),
-            Parent::Explicit(cx) => span.begin_in(installed, site, cx),
-            Parent::Root => span.begin_in(installed, site, &Context::new()),
+            Parent::Current => {
+                Context::map_current(|cx| span.begin_in(installed, site, cx, true));
+            }
+            Parent::Explicit(cx) => span.begin_in(installed, site, cx, false),
+            Parent::Root => span.begin_in(installed, site, &Context::new(), false),
         });
         span
     }
 
     #[inline(always)]
-    fn begin_in<A, I>(&mut self, installed: &Installed, site: Site<A>, parent: &Context)
-    where
+    fn begin_in<A, I>(
+        &mut self,
+        installed: &Installed,
+        site: Site<A>,
+        parent: &Context,
+        current: bool,
+    ) where
         A: FnOnce() -> I,
         I: IntoIterator<Item = KeyValue>,
     {
         match &installed.fast {
-            Some(fast) => self.begin_fast(fast, site, parent),
+            Some(fast) => self.begin_fast(fast, site, parent, current),
             None => *self.inner = Self::begin_sdk(&installed.tracer, site, parent),
         }
     }
@@ -252,19 +278,22 @@ impl Span {
     /// samplers never return `RecordOnly`, nor attributes), minus the SDK's
     /// span.
     #[inline(always)]
-    fn begin_fast<A, I>(&mut self, fast: &Fast, site: Site<A>, parent: &Context)
+    fn begin_fast<A, I>(&mut self, fast: &Fast, site: Site<A>, parent: &Context, current: bool)
     where
         A: FnOnce() -> I,
         I: IntoIterator<Item = KeyValue>,
     {
         if parent.is_telemetry_suppressed() {
-            return;
+            return self.lend(parent, current);
         }
         let parent_active = parent.has_active_span();
         let sampling = fast.sampling;
-        if !parent_active && sampling.drops_roots() {
+        // A client or producer span's context goes out with its request
+        // (`traceparent`), to tell the next service not to sample either.
+        let propagates = matches!(site.kind, SpanKind::Client | SpanKind::Producer);
+        if !parent_active && sampling.drops_roots() && !propagates {
             // Its children are roots too, dropped as well: no context needed.
-            return;
+            return self.lend(parent, current);
         }
         let parent_span = parent.span();
         let parent_sc = parent_span.span_context();
@@ -282,7 +311,7 @@ impl Span {
             // the parent's context serves them; a root's children need one
             // that says "not sampled".
             if inherits {
-                return;
+                return self.lend(parent, current);
             }
             let span_context = SpanContext::new(
                 trace_id,
@@ -297,7 +326,22 @@ impl Span {
             };
             return;
         }
+        // An active parent that is not valid is no parent (as in the SDK).
+        let parent_sc = if inherits {
+            parent_sc
+        } else {
+            &SpanContext::NONE
+        };
         *self.inner = Self::begin_sampled(fast, site, parent, parent_sc, trace_id, trace_state);
+    }
+
+    /// Leaves the span unrecorded, its body in `parent`'s context: nothing
+    /// to do when that is the current one.
+    #[inline(always)]
+    fn lend(&mut self, parent: &Context, current: bool) {
+        if !current {
+            *self.inner = Inner::Borrowed(parent.clone());
+        }
     }
 
     /// The sampled span of [`begin_fast`](Self::begin_fast).
@@ -325,6 +369,7 @@ impl Span {
         // span context's, which says local.
         let cx = parent.with_remote_span_context(span_context.clone());
         let mut live = Live::start(
+            fast.id,
             cx,
             span_context,
             parent_sc,
@@ -372,7 +417,7 @@ impl Span {
     #[must_use]
     pub fn is_recording(&self) -> bool {
         match &*self.inner {
-            Inner::Off => false,
+            Inner::Off | Inner::Borrowed(_) => false,
             Inner::Context { recording, .. } => *recording,
             Inner::Live(_) => true,
         }
@@ -432,7 +477,7 @@ impl Span {
     pub fn in_scope<R>(&mut self, f: impl FnOnce() -> R) -> R {
         match &mut *self.inner {
             Inner::Off => f(),
-            Inner::Context { cx, .. } => {
+            Inner::Context { cx, .. } | Inner::Borrowed(cx) => {
                 let cx = cx.clone();
                 self.run_in(cx, &mut false, f)
             }
@@ -543,23 +588,19 @@ impl Span {
     #[inline(never)]
     fn end(&mut self) {
         match std::mem::replace(&mut *self.inner, Inner::Off) {
-            Inner::Off => {}
+            Inner::Off | Inner::Borrowed(_) => {}
             Inner::Context { cx, .. } => cx.span().end(),
             Inner::Live(live) => end(live),
         }
     }
 }
 
-/// Hands an ended span to the pipeline installed now (the one it started
-/// in, but for a span that outlives its guard, which is then dropped).
+/// Hands an ended span to the pipeline it started in.
 fn end(mut live: Box<Live>) {
     live.record.get_mut().end = crate::clock::Stamp::now();
     // Its children hold their own copies of the context.
     live.cx = Context::new();
-    crate::global::with_installed(|installed| match &installed.fast {
-        Some(fast) => fast.sink.end(live),
-        None => crate::record::recycle_here(live),
-    });
+    crate::global::end_span(live.pipeline, live);
 }
 
 pin_project_lite::pin_project! {
@@ -605,7 +646,7 @@ impl Span {
     pub(crate) fn poll_in<T>(&mut self, done: &mut bool, poll: impl FnOnce() -> T) -> T {
         let cx = match &*self.inner {
             Inner::Off => return poll(),
-            Inner::Context { cx, .. } => cx.clone(),
+            Inner::Context { cx, .. } | Inner::Borrowed(cx) => cx.clone(),
             Inner::Live(live) => live.cx.clone(),
         };
         self.run_in(cx, done, poll)
@@ -860,7 +901,7 @@ impl Span {
     pub(crate) fn context(&self) -> Option<&Context> {
         match &*self.inner {
             Inner::Off => None,
-            Inner::Context { cx, .. } => Some(cx),
+            Inner::Context { cx, .. } | Inner::Borrowed(cx) => Some(cx),
             Inner::Live(live) => Some(&live.cx),
         }
     }

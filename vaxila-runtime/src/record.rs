@@ -15,6 +15,8 @@ use std::sync::OnceLock;
 
 use crossbeam_queue::ArrayQueue;
 use opentelemetry::Context;
+use rand::rngs::StdRng;
+use rand::{RngCore as _, SeedableRng as _};
 
 use opentelemetry::trace::{Event, SpanContext, SpanId, SpanKind, Status, TraceId};
 use opentelemetry::{InstrumentationScope, KeyValue};
@@ -112,6 +114,8 @@ pub(crate) struct Live {
     /// async body, lent to a sync body (`in_scope`), which runs once.
     pub(crate) cx: Context,
     pub(crate) span_id: SpanId,
+    /// The pipeline it started in (`Fast::id`), which it ends into.
+    pub(crate) pipeline: u64,
     /// The span entered before this one on this thread, while this one is
     /// (see `private::with_live`).
     pub(crate) prev: Cell<*const Live>,
@@ -131,6 +135,7 @@ impl Live {
     /// A started span in a reused box.
     #[allow(clippy::too_many_arguments, reason = "one call site, each a field")]
     pub(crate) fn start(
+        pipeline: u64,
         cx: Context,
         span_context: SpanContext,
         parent: &SpanContext,
@@ -140,6 +145,7 @@ impl Live {
         limits: Limits,
     ) -> Box<Self> {
         let mut live = take();
+        live.pipeline = pipeline;
         live.span_id = span_context.span_id();
         live.cx = cx;
         let record = live.record.get_mut();
@@ -166,6 +172,7 @@ impl Live {
         Self {
             cx: Context::new(),
             span_id: SpanId::INVALID,
+            pipeline: 0,
             prev: Cell::new(std::ptr::null()),
             record: RefCell::new(Record {
                 span_context: SpanContext::empty_context(),
@@ -283,6 +290,14 @@ impl Record {
     pub(crate) fn take_span_data(&mut self, anchor: &Anchor) -> SpanData {
         let mut attributes = Vec::with_capacity(self.code.len() + self.attributes.len());
         self.code.push_into(&mut attributes);
+        // A limit below the `code.*` count leaves room for some of them only
+        // (`set_attribute` has dropped every other attribute already).
+        let limit = self.limits.attributes as usize;
+        if attributes.len() > limit {
+            let dropped = u32::try_from(attributes.len() - limit).unwrap_or(u32::MAX);
+            self.dropped_attributes = self.dropped_attributes.saturating_add(dropped);
+            attributes.truncate(limit);
+        }
         attributes.extend(self.attributes.drain(..));
         let mut events = SpanEvents::default();
         events.events = std::mem::take(&mut self.events);
@@ -330,43 +345,41 @@ pub(crate) fn scope() -> InstrumentationScope {
 std::thread_local! {
     /// This thread's id generator, and the fork generation it was seeded in:
     /// a forked child must not repeat its parent's ids.
-    static IDS: Cell<(u64, u64)> = const { Cell::new((u64::MAX, 0)) };
+    static IDS: RefCell<Option<(u64, StdRng)>> = const { RefCell::new(None) };
 }
 
-/// A random `u64` from a per-thread SplitMix64 generator: ids need to be
-/// unique and uniformly spread (the ratio sampler reads the trace id's low
-/// half), not unpredictable, so a cryptographic generator (the SDK's) is
-/// more than they need.
+/// A random `u64`, from a ChaCha generator per thread seeded by the OS, as
+/// the SDK's ids are: ids sent to other services (`traceparent`) must not
+/// tell what the next ones will be.
 fn next_u64() -> u64 {
     IDS.try_with(|ids| {
-        let (generation, mut state) = ids.get();
+        let mut ids = ids.try_borrow_mut().ok()?;
         let now = crate::fork::generation();
-        if generation != now {
-            state = seed();
+        if !matches!(&*ids, Some((seeded, _)) if *seeded == now) {
+            *ids = Some((now, generator()));
         }
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        ids.set((now, state));
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        ids.as_mut().map(|(_, rng)| rng.next_u64())
     })
-    // A thread being torn down: any fresh seed does.
-    .unwrap_or_else(|_| seed())
+    .ok()
+    .flatten()
+    // A thread being torn down: a generator of its own for this one id.
+    .unwrap_or_else(|| generator().next_u64())
 }
 
-fn seed() -> u64 {
-    use std::hash::{BuildHasher as _, Hasher as _};
-    // `RandomState` draws its keys from the OS once per thread and varies
-    // them per instance; the pid and the time tell forked children apart.
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u32(std::process::id());
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    hasher.finish()
+fn generator() -> StdRng {
+    StdRng::try_from_os_rng().unwrap_or_else(|_| {
+        use std::hash::{BuildHasher as _, Hasher as _};
+        // No OS randomness (a sandbox that forbids it): `RandomState`'s
+        // keys, the pid and the time, rather than a panic.
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u32(std::process::id());
+        hasher.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        StdRng::seed_from_u64(hasher.finish())
+    })
 }
 
 pub(crate) fn new_span_id() -> SpanId {
@@ -391,6 +404,71 @@ pub(crate) fn new_trace_id() -> TraceId {
 mod tests {
     use super::*;
     use std::collections::HashSet;
+
+    use opentelemetry_sdk::trace::SpanLimits;
+
+    static META: Meta = Meta::new("f", SpanKind::Internal, "m::f", "src/m.rs", 7);
+
+    fn started(attributes_per_span: u32) -> Box<Live> {
+        let limits = Limits::from(&SpanLimits {
+            max_attributes_per_span: attributes_per_span,
+            ..SpanLimits::default()
+        });
+        Live::start(
+            1,
+            Context::new(),
+            SpanContext::empty_context(),
+            &SpanContext::NONE,
+            Cow::Borrowed("f"),
+            SpanKind::Internal,
+            Code::Function(&META),
+            limits,
+        )
+    }
+
+    #[test]
+    fn the_code_attributes_count_towards_the_attribute_limit() {
+        let mut live = started(4);
+        let record = live.record.get_mut();
+        record.set_attribute(KeyValue::new("a", 1));
+        record.set_attribute(KeyValue::new("b", 2));
+        let data = record.take_span_data(&Anchor::now());
+        let keys: Vec<_> = data.attributes.iter().map(|kv| kv.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "code.function.name",
+                "code.file.path",
+                "code.line.number",
+                "a"
+            ]
+        );
+        assert_eq!(data.dropped_attributes_count, 1);
+
+        // A limit below their count keeps as many of them as it allows.
+        let mut live = started(2);
+        let record = live.record.get_mut();
+        record.set_attribute(KeyValue::new("a", 1));
+        let data = record.take_span_data(&Anchor::now());
+        assert_eq!(data.attributes.len(), 2);
+        assert_eq!(data.dropped_attributes_count, 2);
+    }
+
+    #[test]
+    fn a_reused_box_starts_empty() {
+        let mut live = started(128);
+        let record = live.record.get_mut();
+        record.set_attribute(KeyValue::new("a", 1));
+        record.add_event(Cow::Borrowed("e"), vec![]);
+        record.set_status(Status::error("x"));
+        // Discarded without being exported, as a full queue discards it.
+        recycle_here(live);
+        let mut live = started(128);
+        let data = live.record.get_mut().take_span_data(&Anchor::now());
+        assert_eq!(data.attributes.len(), 3, "the code.* attributes only");
+        assert!(data.events.is_empty());
+        assert_eq!(data.status, Status::Unset);
+    }
 
     #[test]
     fn ids_are_distinct_and_never_zero() {

@@ -179,11 +179,7 @@ where
         .with_span_limits(*limits)
         .with_span_processor(Shared(processor.clone()))
         .build();
-    let fast = Fast {
-        sampling,
-        limits: limits.into(),
-        sink: processor,
-    };
+    let fast = Fast::new(sampling, limits.into(), processor);
     (provider, Arc::new(fast))
 }
 

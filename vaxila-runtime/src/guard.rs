@@ -143,7 +143,8 @@ impl Guard {
         let Pipeline {
             provider, counters, ..
         } = pipeline;
-        // New spans stop here; spans already started still end into the provider.
+        // New spans stop here; spans already started still end into this
+        // pipeline (`global::end_span`), exported or counted as dropped.
         crate::global::clear_tracer_provider();
         let timeout = self.timeout;
         // The SDK's own deadline fires first, so its answer is the one reported.

@@ -3,12 +3,16 @@
 //! Expansions name only items of this module, so the way a span is started,
 //! made current and ended can change here without touching any expansion.
 //!
-//! With a pipeline of [`init`](crate::init), a span is a [`Record`] of this
-//! crate's on the caller's stack (see `record.rs`), sampled by the
+//! With a pipeline of [`init`](crate::init), a span is a `Record` of this
+//! crate's in a box its thread reuses (see `record.rs`), sampled by the
 //! pipeline's sampler before anything is allocated. Its one allocation is
 //! the OpenTelemetry `Context` that carries its ids while it is current, so
 //! that spans of `tracing` and of the OpenTelemetry API started inside it
-//! are its children. With a provider brought by the user
+//! are its children. That context holds the ids only: what is recorded on
+//! the span goes to the record, through the span itself, `current_span()`
+//! (found through this thread's chain of entered spans) or a `tracing`
+//! event; the OpenTelemetry API's `Context::span()` sees a span that
+//! records nothing. With a provider brought by the user
 //! ([`set_tracer_provider`](crate::set_tracer_provider)), whose processors
 //! only the SDK's span can reach, it is an SDK span.
 

@@ -2,11 +2,13 @@
 //!
 //! The SDK's span allocates a `SpanData`, boxes it behind a mutex, locks
 //! it for every attribute, and on `end` moves it through its processors.
-//! A [`Record`] is one plain value on the caller's stack: attributes inline,
-//! the function's `code.*` attributes a pointer to its static metadata, two
-//! tick readings for time. Ending it moves it into the pipeline's queue; it
-//! becomes a `SpanData`, identical to the one the SDK would have made, only
-//! on the export thread (or, for the console and the testing kit, at once).
+//! A [`Record`] is one plain value: attributes inline, the function's
+//! `code.*` attributes a pointer to its static metadata, two tick readings
+//! for time. It lives in a box ([`Live`]) that its thread reuses, so a span
+//! moves as a pointer and allocates nothing once the thread is warm. Ending
+//! it moves the box into the pipeline's queue; it becomes a `SpanData`,
+//! identical to the one the SDK would have made, only on the export thread
+//! (or, for the console and the testing kit, at once).
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};

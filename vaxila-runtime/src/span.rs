@@ -262,10 +262,16 @@ pub fn current_span() -> ActiveSpan {
 /// A handle to a span that has started and not yet ended; see [`current_span`].
 ///
 /// A span of `#[vaxila::instrument]` or [`span`] takes what is given to it
-/// through the handle while its code runs on the thread that asked for
-/// the handle (where `current_span()` is called); given anywhere else, or
-/// after that, it is ignored. Spans of `tracing` and of the OpenTelemetry
-/// API take it wherever they are still open.
+/// through the handle on a thread where its code is running at that moment
+/// (where `current_span()` is called, typically); given after its code has
+/// returned, or from a thread where it is not running, it is ignored.
+/// Spans of `tracing` and of the OpenTelemetry API take it wherever they
+/// are still open.
+///
+/// Write to the spans of this crate through this handle, not through the
+/// OpenTelemetry API's `Context::current().span()`: the context carries
+/// their ids (so their children are theirs), not their records, and the
+/// API's span there records nothing.
 #[derive(Clone, Debug)]
 pub struct ActiveSpan {
     cx: Option<Context>,

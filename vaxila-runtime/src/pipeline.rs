@@ -1,15 +1,4 @@
-//! From resolved [`Settings`] to an installed pipeline: resource, sampler,
-//! processors, the OTLP/HTTP transport, and the globals.
-//!
-//! # The HTTP client
-//!
-//! Requests are sent with `ureq`, a blocking client with no async runtime
-//! inside, from the batch processor's own thread. So nothing here cares
-//! whether the application runs Tokio, which flavour, or none, and no
-//! runtime is ever built or dropped in an async context. TLS is rustls with
-//! the `ring` provider, handed to the client explicitly: the process-wide
-//! rustls default, and the TLS features of the application's own `reqwest`,
-//! are left alone.
+//! From resolved [`Settings`] to an installed pipeline: resource, sampling, processors, the exporter (`otlp.rs`), and the globals.
 
 use std::io::Write as _;
 use std::sync::Arc;

@@ -55,6 +55,20 @@ fn capture_sees_nothing_of_another_thread() {
     assert_eq!(spans.tree(), "mine\n");
 }
 
+/// `tracing` remembers, per callsite, whether any subscriber wants it; a
+/// callsite first reached on a thread with no subscriber must still be
+/// captured later on a thread that has one.
+#[test]
+fn capture_sees_a_tracing_span_first_reached_on_a_thread_without_a_subscriber() {
+    fn audit() {
+        tracing::info_span!("audit").in_scope(|| {});
+    }
+    // The testing kit's subscriber exists from here on.
+    let _ = capture(|| {});
+    std::thread::spawn(audit).join().unwrap();
+    assert_eq!(capture(audit).tree(), "audit\n");
+}
+
 /// A child scenario: `init`, a dropped guard, then `capture` as before.
 #[test]
 fn child_capture_after_init() {

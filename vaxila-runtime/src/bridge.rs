@@ -210,12 +210,21 @@ fn read_filter() -> std::sync::RwLockReadGuard<'static, Option<EnvFilter>> {
 /// set on its thread when there is no subscriber at all, so that `tracing`
 /// spans are captured without `init`.
 pub(crate) fn fallback_subscriber() -> Option<tracing::subscriber::DefaultGuard> {
-    static FALLBACK: OnceLock<Dispatch> = OnceLock::new();
+    static FALLBACK: OnceLock<(Dispatch, Dispatch)> = OnceLock::new();
     if !tracing::dispatcher::get_default(|d| d.is::<tracing::subscriber::NoSubscriber>()) {
         return None;
     }
-    let dispatch = FALLBACK
-        .get_or_init(|| Dispatch::new(tracing_subscriber::registry().with(tracing_layer())));
+    let (dispatch, _) = FALLBACK.get_or_init(|| {
+        // While exactly one dispatcher is registered, `tracing-core` asks only
+        // the registering thread's default which callsites are wanted. A
+        // callsite first reached on a thread without a subscriber would then
+        // be cached as unwanted for good, and never captured on a thread
+        // with ours. A second registered dispatcher (one that wants nothing)
+        // makes it ask every registered dispatcher, ours included.
+        let wants_nothing = Dispatch::new(tracing::subscriber::NoSubscriber::new());
+        let ours = Dispatch::new(tracing_subscriber::registry().with(tracing_layer()));
+        (ours, wants_nothing)
+    });
     Some(tracing::dispatcher::set_default(dispatch))
 }
 

@@ -236,70 +236,9 @@ pub(crate) fn homogeneous(values: Vec<Value>) -> Array {
     }
 }
 
-/// `[limits] attribute_value_length`: every string value of `span` (its
-/// attributes, its events' and its links') cut to at most `limit` bytes, on
-/// a character boundary.
-pub(crate) fn cut_span(span: &mut opentelemetry_sdk::trace::SpanData, limit: usize) {
-    let events = span
-        .events
-        .events
-        .iter_mut()
-        .flat_map(|e| e.attributes.iter_mut());
-    let links = span
-        .links
-        .links
-        .iter_mut()
-        .flat_map(|l| l.attributes.iter_mut());
-    for attribute in span.attributes.iter_mut().chain(events).chain(links) {
-        cut_value(&mut attribute.value, limit);
-    }
-}
-
-fn cut_value(value: &mut Value, limit: usize) {
-    match value {
-        Value::String(s) => cut_string(s, limit),
-        Value::Array(Array::String(items)) => {
-            items.iter_mut().for_each(|s| cut_string(s, limit));
-        }
-        _ => {}
-    }
-}
-
-fn cut_string(s: &mut StringValue, limit: usize) {
-    let text = s.as_str();
-    if text.len() <= limit {
-        return;
-    }
-    // `str::floor_char_boundary`, which is newer than the MSRV.
-    let end = (0..=limit)
-        .rev()
-        .find(|&i| text.is_char_boundary(i))
-        .unwrap_or(0);
-    *s = StringValue::from(text[..end].to_owned());
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn long_strings_are_cut_on_a_character_boundary() {
-        let mut s = StringValue::from("aé€😀"); // 1 + 2 + 3 + 4 bytes
-        cut_string(&mut s, 5);
-        assert_eq!(s.as_str(), "aé"); // 5 falls inside '€'
-        let mut s = StringValue::from("short");
-        cut_string(&mut s, 5);
-        assert_eq!(s.as_str(), "short");
-        let mut v = Value::Array(Array::String(vec!["abcdef".into(), "ab".into()]));
-        cut_value(&mut v, 3);
-        assert_eq!(
-            v,
-            Value::Array(Array::String(vec!["abc".into(), "ab".into()]))
-        );
-        let mut n = Value::I64(123_456);
-        cut_value(&mut n, 1);
-        assert_eq!(n, Value::I64(123_456));
-    }
 
     #[test]
     fn integers_that_fit_are_ints_and_wider_ones_keep_their_digits() {

@@ -25,6 +25,7 @@ use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
 use crate::clock::Anchor;
 use crate::config::BatchSettings;
 use crate::global::RecordSink;
+use crate::otlp::OtlpExporter;
 use crate::record::Live;
 
 /// What became of the spans of a pipeline so far, from
@@ -277,10 +278,10 @@ enum Control {
     Shutdown(Sender<OTelSdkResult>),
 }
 
-/// A span waiting for export: the SDK's, or one of this crate's, made a
-/// `SpanData` only on the export thread.
+/// A span waiting for export: the SDK's, or one of this crate's, encoded
+/// from its record on the export thread.
 #[derive(Debug)]
-enum Item {
+pub(crate) enum Item {
     /// Boxed, so that a slot of the queue is two words.
     Sdk(Box<SpanData>),
     Record(Box<Live>),
@@ -318,8 +319,8 @@ pub(crate) struct BatchProcessor {
 
 impl BatchProcessor {
     /// Starts the export thread, which owns `exporter` from now on.
-    pub(crate) fn start<E: SpanExporter + 'static>(
-        exporter: E,
+    pub(crate) fn start(
+        exporter: OtlpExporter,
         batch: &BatchSettings,
         timeout: Duration,
         value_length: Option<usize>,
@@ -337,6 +338,7 @@ impl BatchProcessor {
         let (control, control_queue) = crossbeam_channel::unbounded();
         let worker = Worker {
             exporter,
+            batch: Vec::with_capacity(queue.max_batch),
             queue: queue.clone(),
             control: control_queue,
             counters: counters.clone(),
@@ -471,8 +473,10 @@ impl RecordSink for BatchProcessor {
 }
 
 /// The export thread.
-struct Worker<E> {
-    exporter: E,
+struct Worker {
+    exporter: OtlpExporter,
+    /// The spans of the export under way, in a buffer kept between exports.
+    batch: Vec<Item>,
     queue: Arc<Queue>,
     control: Receiver<Control>,
     counters: Arc<Counters>,
@@ -495,7 +499,7 @@ impl Drop for Closing<'_> {
     }
 }
 
-impl<E: SpanExporter> Worker<E> {
+impl Worker {
     fn run(mut self) {
         let queue = self.queue.clone();
         let counters = self.counters.clone();
@@ -557,31 +561,17 @@ impl<E: SpanExporter> Worker<E> {
     /// Exports up to `count` queued spans.
     fn export_some(&mut self, count: usize) -> OTelSdkResult {
         let anchor = Anchor::now();
-        let mut spans: Vec<SpanData> = std::iter::from_fn(|| self.queue.items.pop())
-            .take(count)
-            .map(|item| match item {
-                Item::Sdk(span) => *span,
-                Item::Record(mut span) => {
-                    let data = span.record.get_mut().take_span_data(&anchor);
-                    crate::record::recycle(span);
-                    data
-                }
-            })
-            .collect();
-        // It holds the clock's anchors: not while the request is out.
-        drop(anchor);
-        if spans.is_empty() {
+        // Left by an export that panicked: dropped, counted by it.
+        self.batch.clear();
+        self.batch
+            .extend(std::iter::from_fn(|| self.queue.items.pop()).take(count));
+        if self.batch.is_empty() {
             return Ok(());
         }
-        if let Some(limit) = self.value_length {
-            spans
-                .iter_mut()
-                .for_each(|span| crate::attribute::cut_span(span, limit));
-        }
-        let count = spans.len() as u64;
-        let exporter = &self.exporter;
+        let count = self.batch.len() as u64;
+        let (exporter, batch, value_length) = (&self.exporter, &mut self.batch, self.value_length);
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            futures_executor::block_on(exporter.export(spans))
+            exporter.export_items(batch, anchor, value_length)
         }))
         .unwrap_or_else(|_| {
             Err(OTelSdkError::InternalFailure(

@@ -200,7 +200,7 @@ pub(crate) fn install(provider: &SdkTracerProvider, fast: Option<Arc<Fast>>) {
     if fast.is_some() {
         prepare_fast_path();
     }
-    let tracer = provider.tracer_with_scope(crate::record::scope());
+    let tracer = provider.tracer_with_scope(crate::record::scope().clone());
     let old = INSTALLED
         .write()
         .unwrap_or_else(|e| e.into_inner())
@@ -231,7 +231,7 @@ pub(crate) fn set_tracer_provider_if_none(
         prepare_fast_path();
     }
     *installed = Some(Installed {
-        tracer: provider.tracer_with_scope(crate::record::scope()),
+        tracer: provider.tracer_with_scope(crate::record::scope().clone()),
         fast,
     });
     GENERATION.fetch_add(1, Ordering::Release);

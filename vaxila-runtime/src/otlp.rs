@@ -28,7 +28,8 @@ use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use prost::Message as _;
 
-use crate::batch::Counters;
+use crate::batch::{Counters, Item};
+use crate::clock::Anchor;
 use crate::config::{Compression, Secret, Settings, TOKEN_HEADER};
 use crate::error::Error;
 
@@ -195,15 +196,56 @@ impl OtlpExporter {
         })
     }
 
+    /// Exports the batch processor's `batch`: our records are encoded as
+    /// they are, never made `SpanData`, and emptied for their threads' next
+    /// spans once encoded; `anchor` is let go before the request goes out.
+    pub(crate) fn export_items(
+        &self,
+        batch: &mut Vec<Item>,
+        anchor: Anchor,
+        value_length: Option<usize>,
+    ) -> OTelSdkResult {
+        if self.shut_down.load(Ordering::Relaxed) {
+            return Err(OTelSdkError::AlreadyShutdown);
+        }
+        let mut scratch = self.scratch.lock().unwrap_or_else(PoisonError::into_inner);
+        let env = wire::Env {
+            anchor: Some(&anchor),
+            cut: wire::Cut(value_length),
+        };
+        let Scratch { body, groups, .. } = &mut *scratch;
+        wire::request(body, batch, &self.resource, groups, &env);
+        // Other threads' exports (the console's, the testing kit's) wait for it.
+        drop(anchor);
+        for item in batch.drain(..) {
+            if let Item::Record(mut live) = item {
+                live.record.get_mut().clear();
+                crate::record::recycle(live);
+            }
+        }
+        self.send_body(&mut scratch)
+    }
+
+    /// Exports `spans`, as the SDK's exporters do.
     fn export_batch(&self, spans: &[SpanData]) -> OTelSdkResult {
         if self.shut_down.load(Ordering::Relaxed) {
             return Err(OTelSdkError::AlreadyShutdown);
         }
+        let mut scratch = self.scratch.lock().unwrap_or_else(PoisonError::into_inner);
+        let env = wire::Env {
+            anchor: None,
+            cut: wire::Cut(None),
+        };
+        let Scratch { body, groups, .. } = &mut *scratch;
+        wire::request(body, spans, &self.resource, groups, &env);
+        self.send_body(&mut scratch)
+    }
+
+    /// Compresses and delivers the request encoded in `scratch.body`.
+    fn send_body(&self, scratch: &mut Scratch) -> OTelSdkResult {
         // A panic in an earlier export (caught by the batch processor) left
         // nothing in the buffers that the next export relies on.
-        let mut scratch = self.scratch.lock().unwrap_or_else(PoisonError::into_inner);
-        let Scratch { body, gzip, groups } = &mut *scratch;
-        wire::request(body, spans, &self.resource, groups);
+        let Scratch { body, gzip, .. } = scratch;
         let result = check_size(body.len(), "uncompressed").and_then(|()| match self.compression {
             Compression::Gzip => {
                 let gzipped = gzip.compress(body)?;
@@ -437,26 +479,53 @@ fn parse_retry_after(value: &str) -> Option<Duration> {
     Some(Duration::from_secs(delay.as_secs().min(CAP)))
 }
 
-/// gzip at `Compression::fast()` into an output buffer kept between
-/// batches. (Keeping the deflate state too saves nothing measurable: a
-/// reset clears the same tables a new one allocates.)
+/// gzip at `Compression::fast()`, the bytes of flate2's `GzEncoder`, with
+/// the deflate state and the output buffer kept between batches: a new
+/// state allocates and zeroes some 300 KB of tables, a reset clears only
+/// the hash table.
 #[derive(Default)]
 struct Gzip {
     out: Vec<u8>,
+    deflate: Option<flate2::Compress>,
 }
+
+/// `GzBuilder::new()`'s header: no name, no time, "fastest" (4) in the
+/// extra flags, an unknown OS (255).
+const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 4, 255];
 
 impl Gzip {
     fn compress(&mut self, input: &[u8]) -> Result<&[u8], OTelSdkError> {
-        let failed = |why: std::io::Error| {
+        let failed = |why: &dyn fmt::Display| {
             OTelSdkError::InternalFailure(format!("gzip of the request failed: {why}"))
         };
-        let mut out = std::mem::take(&mut self.out);
+        let deflate = self
+            .deflate
+            .get_or_insert_with(|| flate2::Compress::new(flate2::Compression::fast(), false));
+        deflate.reset();
+        let out = &mut self.out;
         out.clear();
         out.reserve(input.len() / 3 + 1024);
-        let mut encoder = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
-        std::io::Write::write_all(&mut encoder, input).map_err(failed)?;
-        self.out = encoder.finish().map_err(failed)?;
-        Ok(&self.out)
+        out.extend_from_slice(&GZIP_HEADER);
+        loop {
+            let read = usize::try_from(deflate.total_in()).unwrap_or(usize::MAX);
+            let rest = input.get(read..).unwrap_or_default();
+            match deflate.compress_vec(rest, out, flate2::FlushCompress::Finish) {
+                Ok(flate2::Status::StreamEnd) => break,
+                // Out of room: `compress_vec` writes only into spare capacity.
+                Ok(flate2::Status::Ok | flate2::Status::BufError) => {
+                    out.reserve(out.len().max(4096))
+                }
+                Err(why) => {
+                    // The state may be half-way through a stream: start afresh next time.
+                    self.deflate = None;
+                    return Err(failed(&why));
+                }
+            }
+        }
+        out.extend_from_slice(&crc32fast::hash(input).to_le_bytes());
+        // ISIZE: the input's length modulo 2^32.
+        out.extend_from_slice(&(input.len() as u32).to_le_bytes());
+        Ok(out)
     }
 }
 
@@ -467,9 +536,14 @@ impl Gzip {
 mod wire {
     use std::time::{SystemTime, UNIX_EPOCH};
 
-    use opentelemetry::trace::{Event, Link, SpanId, SpanKind, Status, TraceFlags, TraceState};
+    use opentelemetry::trace::{
+        Event, Link, SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceState,
+    };
     use opentelemetry::{Array, InstrumentationScope, Key, KeyValue, Value};
     use opentelemetry_sdk::trace::SpanData;
+
+    use crate::batch::Item;
+    use crate::clock::Anchor;
 
     const VARINT: u32 = 0;
     const FIXED64: u32 = 1;
@@ -494,12 +568,133 @@ mod wire {
             let mut head = Vec::new();
             let open = open(&mut head, 1, 2);
             for (key, value) in resource.iter() {
-                attribute(&mut head, 1, key, value);
+                attribute(&mut head, 1, key, value, Cut(None));
             }
             close(&mut head, open);
             let mut tail = Vec::new();
             bytes(&mut tail, 3, resource.schema_url().unwrap_or_default());
             Self { head, tail }
+        }
+    }
+
+    /// What a batch's encoding needs besides its spans.
+    pub(super) struct Env<'a> {
+        /// Turns the stamps of our records into wall-clock time; needed
+        /// only for batches that hold some.
+        pub(super) anchor: Option<&'a Anchor>,
+        /// `[limits] attribute_value_length`.
+        pub(super) cut: Cut,
+    }
+
+    /// `[limits] attribute_value_length`, applied as the bytes are written:
+    /// every string value of a span (its attributes, its events' and its
+    /// links') cut to at most that many bytes, on a character boundary.
+    #[derive(Clone, Copy, Debug, Default)]
+    pub(super) struct Cut(pub(super) Option<usize>);
+
+    impl Cut {
+        pub(super) fn text(self, text: &str) -> &str {
+            match self.0 {
+                Some(limit) if text.len() > limit => {
+                    // `str::floor_char_boundary`, which is newer than the MSRV.
+                    let end = (0..=limit)
+                        .rev()
+                        .find(|&i| text.is_char_boundary(i))
+                        .unwrap_or(0);
+                    &text[..end]
+                }
+                _ => text,
+            }
+        }
+    }
+
+    /// A span as the encoder takes it: the SDK's `SpanData`, or a queued
+    /// item of the batch processor (one of our records, or the SDK's).
+    pub(super) trait Encode {
+        fn scope(&self) -> &InstrumentationScope;
+        fn encode(&self, buf: &mut Vec<u8>, env: &Env<'_>);
+    }
+
+    impl Encode for SpanData {
+        fn scope(&self) -> &InstrumentationScope {
+            &self.instrumentation_scope
+        }
+
+        fn encode(&self, buf: &mut Vec<u8>, env: &Env<'_>) {
+            let fields = Fields {
+                context: &self.span_context,
+                parent_span_id: self.parent_span_id,
+                parent_is_remote: self.parent_span_is_remote,
+                name: &self.name,
+                kind: &self.span_kind,
+                start_time: self.start_time,
+                end_time: self.end_time,
+                dropped_attributes: self.dropped_attributes_count,
+                events: &self.events.events,
+                dropped_events: self.events.dropped_count,
+                links: &self.links.links,
+                dropped_links: self.links.dropped_count,
+                status: &self.status,
+            };
+            span(buf, &fields, env.cut, |buf| {
+                for kv in &self.attributes {
+                    key_value(buf, 9, kv, env.cut);
+                }
+            });
+        }
+    }
+
+    impl Encode for Item {
+        fn scope(&self) -> &InstrumentationScope {
+            match self {
+                Item::Sdk(data) => data.scope(),
+                Item::Record(_) => crate::record::scope(),
+            }
+        }
+
+        fn encode(&self, buf: &mut Vec<u8>, env: &Env<'_>) {
+            let live = match self {
+                Item::Sdk(data) => return data.encode(buf, env),
+                Item::Record(live) => live,
+            };
+            // The export thread owns the box: nothing else borrows it.
+            let Ok(record) = live.record.try_borrow() else {
+                return;
+            };
+            // The batch processor always passes one.
+            let own;
+            let anchor = match env.anchor {
+                Some(anchor) => anchor,
+                None => {
+                    own = Anchor::now();
+                    &own
+                }
+            };
+            // The fields of `Record::take_span_data`'s `SpanData`, read in place.
+            let view = record.view(anchor);
+            let fields = Fields {
+                context: &record.span_context,
+                parent_span_id: record.parent_span_id,
+                parent_is_remote: record.parent_is_remote,
+                name: &record.name,
+                kind: &record.kind,
+                start_time: view.start_time,
+                end_time: view.end_time,
+                dropped_attributes: view.dropped_attributes,
+                events: view.events(),
+                dropped_events: view.dropped_events(),
+                links: &[],
+                dropped_links: 0,
+                status: view.status(),
+            };
+            span(buf, &fields, env.cut, |buf| {
+                for kv in view.code() {
+                    key_value(buf, 9, &kv, env.cut);
+                }
+                for kv in view.attributes() {
+                    key_value(buf, 9, kv, env.cut);
+                }
+            });
         }
     }
 
@@ -515,16 +710,16 @@ mod wire {
     impl Groups {
         /// Groups as `group_spans_by_resource_and_scope` does, by `==` of
         /// the scopes, in the order each first appears.
-        fn assign(&mut self, spans: &[SpanData]) {
+        fn assign<T: Encode>(&mut self, spans: &[T]) {
             self.first.clear();
             self.of_span.clear();
             let mut last = 0;
             for (index, span) in spans.iter().enumerate() {
-                let scope = &span.instrumentation_scope;
+                let scope = span.scope();
                 let same = |first: &usize| {
                     spans
                         .get(*first)
-                        .is_some_and(|first| same_scope(&first.instrumentation_scope, scope))
+                        .is_some_and(|first| same_scope(first.scope(), scope))
                 };
                 let group = if self.first.get(last).is_some_and(same) {
                     last
@@ -543,6 +738,9 @@ mod wire {
     /// `a == b`, without `==`'s two sorted copies of the attributes when
     /// they are equal in order (as clones of one scope are).
     fn same_scope(a: &InstrumentationScope, b: &InstrumentationScope) -> bool {
+        if std::ptr::eq(a, b) {
+            return true;
+        }
         if a.name() != b.name() || a.version() != b.version() || a.schema_url() != b.schema_url() {
             return false;
         }
@@ -550,11 +748,12 @@ mod wire {
     }
 
     /// Writes the `ExportTraceServiceRequest` of `spans` into `buf`.
-    pub(super) fn request(
+    pub(super) fn request<T: Encode>(
         buf: &mut Vec<u8>,
-        spans: &[SpanData],
+        spans: &[T],
         resource: &Resource,
         groups: &mut Groups,
+        env: &Env<'_>,
     ) {
         buf.clear();
         groups.assign(spans);
@@ -564,17 +763,17 @@ mod wire {
             let Some(first) = spans.get(*first) else {
                 continue;
             };
-            let scope = &first.instrumentation_scope;
+            let scope = first.scope();
             let scope_spans = open(buf, 2, 3);
             self::scope(buf, scope);
             if groups.first.len() == 1 {
-                spans.iter().for_each(|s| span(buf, s));
+                spans.iter().for_each(|s| s.encode(buf, env));
             } else {
                 spans
                     .iter()
                     .zip(&groups.of_span)
                     .filter(|(_, of)| **of == group)
-                    .for_each(|(s, _)| span(buf, s));
+                    .for_each(|(s, _)| s.encode(buf, env));
             }
             bytes(buf, 3, scope.schema_url().unwrap_or_default());
             close(buf, scope_spans);
@@ -588,14 +787,34 @@ mod wire {
         bytes(buf, 1, scope.name());
         bytes(buf, 2, scope.version().unwrap_or_default());
         for kv in scope.attributes() {
-            key_value(buf, 3, kv);
+            // Not a span's: `attribute_value_length` leaves it whole.
+            key_value(buf, 3, kv, Cut(None));
         }
         close(buf, open);
     }
 
-    fn span(buf: &mut Vec<u8>, span: &SpanData) {
+    /// The fields of a `Span` message but its attributes.
+    struct Fields<'a> {
+        context: &'a SpanContext,
+        parent_span_id: SpanId,
+        parent_is_remote: bool,
+        name: &'a str,
+        kind: &'a SpanKind,
+        start_time: SystemTime,
+        end_time: SystemTime,
+        dropped_attributes: u32,
+        events: &'a [Event],
+        dropped_events: u32,
+        links: &'a [Link],
+        dropped_links: u32,
+        status: &'a Status,
+    }
+
+    /// A `Span` message (`ScopeSpans.spans`, field 2), its attributes
+    /// (field 9) written by `attributes`.
+    fn span(buf: &mut Vec<u8>, span: &Fields<'_>, cut: Cut, attributes: impl FnOnce(&mut Vec<u8>)) {
         let open = open(buf, 2, 2);
-        let context = &span.span_context;
+        let context = span.context;
         ids(
             buf,
             &context.trace_id().to_bytes(),
@@ -606,28 +825,22 @@ mod wire {
             buf.extend_from_slice(&[0x22, 8]);
             buf.extend_from_slice(&span.parent_span_id.to_bytes());
         }
-        bytes(buf, 5, &span.name);
-        buf.extend_from_slice(&[0x30, kind(&span.span_kind)]);
+        bytes(buf, 5, span.name);
+        buf.extend_from_slice(&[0x30, kind(span.kind)]);
         fixed64(buf, 7, nanos(span.start_time));
         fixed64(buf, 8, nanos(span.end_time));
-        for kv in &span.attributes {
-            key_value(buf, 9, kv);
+        attributes(buf);
+        uint32(buf, 10, span.dropped_attributes);
+        for event in span.events {
+            self::event(buf, event, cut);
         }
-        uint32(buf, 10, span.dropped_attributes_count);
-        for event in span.events.iter() {
-            self::event(buf, event);
+        uint32(buf, 12, span.dropped_events);
+        for link in span.links {
+            self::link(buf, link, cut);
         }
-        uint32(buf, 12, span.events.dropped_count);
-        for link in span.links.iter() {
-            self::link(buf, link);
-        }
-        uint32(buf, 14, span.links.dropped_count);
-        status(buf, &span.status);
-        fixed32(
-            buf,
-            16,
-            flags(span.parent_span_is_remote, context.trace_flags()),
-        );
+        uint32(buf, 14, span.dropped_links);
+        status(buf, span.status);
+        fixed32(buf, 16, flags(span.parent_is_remote, context.trace_flags()));
         close(buf, open);
     }
 
@@ -639,18 +852,18 @@ mod wire {
         buf.extend_from_slice(span_id);
     }
 
-    fn event(buf: &mut Vec<u8>, event: &Event) {
+    fn event(buf: &mut Vec<u8>, event: &Event, cut: Cut) {
         let open = open(buf, 11, 1);
         fixed64(buf, 1, nanos(event.timestamp));
         bytes(buf, 2, &event.name);
         for kv in &event.attributes {
-            key_value(buf, 3, kv);
+            key_value(buf, 3, kv, cut);
         }
         uint32(buf, 4, event.dropped_attributes_count);
         close(buf, open);
     }
 
-    fn link(buf: &mut Vec<u8>, link: &Link) {
+    fn link(buf: &mut Vec<u8>, link: &Link, cut: Cut) {
         let open = open(buf, 13, 1);
         let context = &link.span_context;
         ids(
@@ -660,7 +873,7 @@ mod wire {
         );
         trace_state(buf, 3, context.trace_state());
         for kv in &link.attributes {
-            key_value(buf, 4, kv);
+            key_value(buf, 4, kv, cut);
         }
         uint32(buf, 5, link.dropped_attributes_count);
         fixed32(buf, 6, flags(context.is_remote(), context.trace_flags()));
@@ -714,15 +927,15 @@ mod wire {
             .map_or(0, |since| since.as_nanos() as u64)
     }
 
-    fn key_value(buf: &mut Vec<u8>, field: u32, kv: &KeyValue) {
-        attribute(buf, field, &kv.key, &kv.value);
+    fn key_value(buf: &mut Vec<u8>, field: u32, kv: &KeyValue, cut: Cut) {
+        attribute(buf, field, &kv.key, &kv.value, cut);
     }
 
     /// A `KeyValue` message in `field`.
-    fn attribute(buf: &mut Vec<u8>, field: u32, key: &Key, value: &Value) {
+    fn attribute(buf: &mut Vec<u8>, field: u32, key: &Key, value: &Value, cut: Cut) {
         let key = key.as_str();
         let key_len = bytes_len(key.len());
-        if let Some(value_len) = scalar_len(value) {
+        if let Some(value_len) = scalar_len(value, cut) {
             // Sized up front: no length to patch, whatever the value's size.
             buf.push(tag(field, LEN));
             varint(
@@ -732,31 +945,34 @@ mod wire {
             bytes(buf, 1, key);
             buf.push(tag(2, LEN));
             varint(buf, value_len as u64);
-            scalar(buf, value);
+            scalar(buf, value, cut);
         } else {
             let kv = open(buf, field, 1);
             bytes(buf, 1, key);
             let any = open(buf, 2, 1);
-            any_value(buf, value);
+            any_value(buf, value, cut);
             close(buf, any);
             close(buf, kv);
         }
     }
 
     /// The encoded length of `value` as an `AnyValue`, if it is a scalar.
-    fn scalar_len(value: &Value) -> Option<usize> {
+    fn scalar_len(value: &Value, cut: Cut) -> Option<usize> {
         Some(match value {
             Value::Bool(_) => 2,
             Value::I64(i) => 1 + varint_len(*i as u64),
             Value::F64(_) => 9,
-            Value::String(s) => 1 + varint_len(s.as_str().len() as u64) + s.as_str().len(),
+            Value::String(s) => {
+                let len = cut.text(s.as_str()).len();
+                1 + varint_len(len as u64) + len
+            }
             _ => return None,
         })
     }
 
     /// The contents of an `AnyValue` holding a scalar. A oneof field is
     /// written even when it holds its type's default.
-    fn scalar(buf: &mut Vec<u8>, value: &Value) {
+    fn scalar(buf: &mut Vec<u8>, value: &Value, cut: Cut) {
         match value {
             Value::Bool(b) => buf.extend_from_slice(&[0x10, u8::from(*b)]),
             Value::I64(i) => {
@@ -767,19 +983,21 @@ mod wire {
                 buf.push(0x21);
                 buf.extend_from_slice(&f.to_le_bytes());
             }
-            Value::String(s) => always_bytes(buf, 1, s.as_str()),
+            Value::String(s) => always_bytes(buf, 1, cut.text(s.as_str())),
             _ => {}
         }
     }
 
-    fn any_value(buf: &mut Vec<u8>, value: &Value) {
+    fn any_value(buf: &mut Vec<u8>, value: &Value, cut: Cut) {
         match value {
-            Value::Bool(_) | Value::I64(_) | Value::F64(_) | Value::String(_) => scalar(buf, value),
+            Value::Bool(_) | Value::I64(_) | Value::F64(_) | Value::String(_) => {
+                scalar(buf, value, cut);
+            }
             Value::Array(
                 array @ (Array::Bool(_) | Array::I64(_) | Array::F64(_) | Array::String(_)),
             ) => {
                 let open = open(buf, 5, 1);
-                array_values(buf, array);
+                array_values(buf, array, cut);
                 close(buf, open);
             }
             // A kind of value newer than this code (`Value` and `Array` are
@@ -790,7 +1008,7 @@ mod wire {
     }
 
     /// The `values` of an `ArrayValue`, each an `AnyValue`.
-    fn array_values(buf: &mut Vec<u8>, array: &Array) {
+    fn array_values(buf: &mut Vec<u8>, array: &Array, cut: Cut) {
         match array {
             Array::Bool(values) => {
                 for b in values {
@@ -812,7 +1030,7 @@ mod wire {
             }
             Array::String(values) => {
                 for s in values {
-                    let s = s.as_str();
+                    let s = cut.text(s.as_str());
                     buf.push(0x0a);
                     varint(buf, (1 + varint_len(s.len() as u64) + s.len()) as u64);
                     always_bytes(buf, 1, s);
@@ -962,13 +1180,29 @@ mod tests {
 
     fn ours(spans: &[SpanData], resource: &Resource) -> Vec<u8> {
         let mut buf = vec![0xff; 3]; // left over from an earlier batch
-        wire::request(
+        request(
             &mut buf,
             spans,
             &wire::Resource::new(resource),
             &mut wire::Groups::default(),
+            None,
         );
         buf
+    }
+
+    /// `wire::request` of SDK spans.
+    fn request<T: wire::Encode>(
+        buf: &mut Vec<u8>,
+        spans: &[T],
+        resource: &wire::Resource,
+        groups: &mut wire::Groups,
+        cut: Option<usize>,
+    ) {
+        let env = wire::Env {
+            anchor: None,
+            cut: wire::Cut(cut),
+        };
+        wire::request(buf, spans, resource, groups, &env);
     }
 
     #[track_caller]
@@ -1428,10 +1662,139 @@ mod tests {
         let (mut buf, mut groups) = (Vec::new(), wire::Groups::default());
         for round in 0..300 {
             let spans: Vec<SpanData> = (0..rng.below(30)).map(|_| rng.span(&scopes)).collect();
-            wire::request(&mut buf, &spans, &encoded, &mut groups);
+            request(&mut buf, &spans, &encoded, &mut groups, None);
             assert!(
                 buf == reference(&spans, &resource),
                 "round {round}: {spans:#?}"
+            );
+        }
+    }
+
+    /// `[limits] attribute_value_length` done the plain way, on the
+    /// `SpanData`: what the encoder's `Cut` must write the bytes of.
+    fn cut_span_data(span: &mut SpanData, limit: usize) {
+        fn cut(s: &mut StringValue, limit: usize) {
+            let text = s.as_str();
+            if text.len() > limit {
+                let end = (0..=limit).rev().find(|&i| text.is_char_boundary(i));
+                *s = StringValue::from(text[..end.unwrap_or(0)].to_owned());
+            }
+        }
+        let events = span
+            .events
+            .events
+            .iter_mut()
+            .flat_map(|e| &mut e.attributes);
+        let links = span.links.links.iter_mut().flat_map(|l| &mut l.attributes);
+        for kv in span.attributes.iter_mut().chain(events).chain(links) {
+            match &mut kv.value {
+                Value::String(s) => cut(s, limit),
+                Value::Array(Array::String(items)) => items.iter_mut().for_each(|s| cut(s, limit)),
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn cut_keeps_whole_characters_and_short_strings() {
+        let cut = wire::Cut(Some(5));
+        assert_eq!(cut.text("aé€😀"), "aé"); // 1 + 2 + 3 + 4 bytes; 5 falls inside '€'
+        assert_eq!(cut.text("short"), "short");
+        assert_eq!(wire::Cut(Some(0)).text("abc"), "");
+        assert_eq!(wire::Cut(None).text("abcdef"), "abcdef");
+    }
+
+    /// Our records are encoded in place, never made `SpanData`: the bytes
+    /// must be those `opentelemetry-proto` makes of the `SpanData` the SDK's
+    /// span would have become, value length limit and attribute, event and
+    /// `code.*` limits included, mixed with SDK spans of other scopes.
+    #[test]
+    fn records_encode_as_opentelemetry_proto_encodes_their_span_data() {
+        use crate::__private::Meta;
+        use crate::record::{Code, Limits, Live};
+        use opentelemetry_sdk::trace::SpanLimits;
+
+        static META: Meta = Meta::new("handle", SpanKind::Server, "app::handle", "src/app.rs", 42);
+        let caller = std::panic::Location::caller();
+        let mut rng = Rng(0x0123_4567_89ab_cdef);
+        let scopes = [
+            scope("tracing-opentelemetry"),
+            crate::record::scope().clone(),
+        ];
+        let resource = resource();
+        let encoded = wire::Resource::new(&resource);
+        let (mut buf, mut groups) = (Vec::new(), wire::Groups::default());
+        let kinds = [SpanKind::Internal, SpanKind::Server, SpanKind::Client];
+        let statuses = [Status::Unset, Status::Ok, Status::error("boom")];
+        for round in 0..300 {
+            let cut = [None, Some(0), Some(3), Some(40)][rng.below(4) as usize];
+            let mut items = Vec::new();
+            for _ in 0..rng.below(20) {
+                if rng.below(4) == 0 {
+                    items.push(Item::Sdk(Box::new(rng.span(&scopes))));
+                    continue;
+                }
+                let limits = Limits::from(&SpanLimits {
+                    max_attributes_per_span: rng.below(9) as u32,
+                    max_events_per_span: rng.below(4) as u32,
+                    max_attributes_per_event: rng.below(4) as u32,
+                    ..SpanLimits::default()
+                });
+                let code = match rng.below(3) {
+                    0 => Code::None,
+                    1 => Code::Function(&META),
+                    _ => Code::Caller(caller),
+                };
+                let parent = if rng.below(2) == 0 {
+                    SpanContext::empty_context()
+                } else {
+                    rng.context()
+                };
+                let name = match rng.below(2) {
+                    0 => Cow::Borrowed("static"),
+                    _ => Cow::Owned(rng.text()),
+                };
+                let kind = kinds[rng.below(3) as usize].clone();
+                let mut live = Live::start(
+                    1,
+                    opentelemetry::Context::new(),
+                    rng.context(),
+                    &parent,
+                    name,
+                    kind,
+                    code,
+                    limits,
+                );
+                let record = live.record.get_mut();
+                rng.attributes()
+                    .into_iter()
+                    .for_each(|kv| record.set_attribute(kv));
+                for _ in 0..rng.below(4) {
+                    record.add_event(rng.text().into(), rng.attributes());
+                }
+                record.set_status(statuses[rng.below(3) as usize].clone());
+                record.end = crate::clock::Stamp::now();
+                items.push(Item::Record(live));
+            }
+            let anchor = Anchor::now();
+            let mut expected: Vec<SpanData> = items
+                .iter()
+                .map(|item| match item {
+                    Item::Sdk(data) => (**data).clone(),
+                    Item::Record(live) => live.record.borrow().to_span_data(&anchor),
+                })
+                .collect();
+            if let Some(limit) = cut {
+                expected.iter_mut().for_each(|s| cut_span_data(s, limit));
+            }
+            let env = wire::Env {
+                anchor: Some(&anchor),
+                cut: wire::Cut(cut),
+            };
+            wire::request(&mut buf, &items, &encoded, &mut groups, &env);
+            assert!(
+                buf == reference(&expected, &resource),
+                "round {round}: {expected:#?}"
             );
         }
     }
@@ -1453,14 +1816,24 @@ mod tests {
     }
 
     #[test]
-    fn the_reused_gzip_buffer_holds_each_batch_alone() {
+    fn the_reused_gzip_state_compresses_each_batch_as_a_new_one_would() {
         let mut gzip = Gzip::default();
         let mut rng = Rng(7);
         let batch = ours(&varied_spans(), &resource());
         let noise: Vec<u8> = (0..300_000).map(|_| rng.next() as u8).collect();
-        for input in [&batch[..], &[], &noise[..], b"a", &batch[..]] {
+        let repeated = batch.repeat(200);
+        for input in [&batch[..], &[], &noise[..], b"a", &repeated[..], &batch[..]] {
             let gzipped = gzip.compress(input).unwrap().to_vec();
             assert_eq!(gunzip(&gzipped), input, "{} bytes in", input.len());
+            let fresh = Gzip::default().compress(input).unwrap().to_vec();
+            assert!(gzipped == fresh, "{} bytes in", input.len());
+            // As small as flate2's `GzEncoder` at the same level (which
+            // ends with an empty final block, one byte more).
+            assert!(
+                gzipped.len() <= gz_encoder(input).len(),
+                "{} bytes in",
+                input.len()
+            );
         }
     }
 
@@ -1857,7 +2230,7 @@ mod tests {
             // an export does; ours drops it after encoding, counted there.
             let copy = batch.clone();
             let started = Instant::now();
-            wire::request(&mut buf, &copy, &encoded, &mut groups);
+            request(&mut buf, &copy, &encoded, &mut groups, None);
             drop(copy);
             let encoded_at = Instant::now();
             let gzipped = gzip.compress(&buf).unwrap().len();

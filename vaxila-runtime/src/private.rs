@@ -405,7 +405,7 @@ impl Span {
         // After the sampling decision: an unsampled span allocates nothing for them.
         if recording {
             let mut attributes = Vec::new();
-            site.code.push_into(&mut attributes);
+            attributes.extend(site.code.attributes());
             attributes.extend((site.attributes)());
             span.set_attributes(attributes);
         }

@@ -47,22 +47,18 @@ impl Code {
         }
     }
 
-    pub(crate) fn push_into(self, attributes: &mut Vec<KeyValue>) {
-        match self {
-            Self::None => {}
-            Self::Function(meta) => {
-                attributes.push(KeyValue::new("code.function.name", meta.function));
-                attributes.push(KeyValue::new("code.file.path", meta.file));
-                attributes.push(KeyValue::new("code.line.number", i64::from(meta.line)));
-            }
-            Self::Caller(location) => {
-                attributes.push(KeyValue::new("code.file.path", location.file()));
-                attributes.push(KeyValue::new(
-                    "code.line.number",
-                    i64::from(location.line()),
-                ));
-            }
-        }
+    /// The attributes, in the order they are exported; allocation-free,
+    /// the values being static.
+    pub(crate) fn attributes(self) -> impl Iterator<Item = KeyValue> {
+        let (function, file, line) = match self {
+            Self::None => (None, None, None),
+            Self::Function(meta) => (Some(meta.function), Some(meta.file), Some(meta.line)),
+            Self::Caller(location) => (None, Some(location.file()), Some(location.line())),
+        };
+        let function = function.map(|f| KeyValue::new("code.function.name", f));
+        let file = file.map(|f| KeyValue::new("code.file.path", f));
+        let line = line.map(|l| KeyValue::new("code.line.number", i64::from(l)));
+        function.into_iter().chain(file).chain(line)
     }
 }
 
@@ -105,6 +101,39 @@ pub(crate) struct Record {
     dropped_events: u32,
     status: Status,
     limits: Limits,
+}
+
+/// A record as the OTLP encoder reads it.
+pub(crate) struct View<'a> {
+    pub(crate) record: &'a Record,
+    /// How many `code.*` attributes the limit keeps.
+    code_kept: usize,
+    pub(crate) dropped_attributes: u32,
+    pub(crate) start_time: std::time::SystemTime,
+    pub(crate) end_time: std::time::SystemTime,
+}
+
+impl View<'_> {
+    /// The `code.*` attributes the limit keeps, exported first.
+    pub(crate) fn code(&self) -> impl Iterator<Item = KeyValue> {
+        self.record.code.attributes().take(self.code_kept)
+    }
+
+    pub(crate) fn attributes(&self) -> &[KeyValue] {
+        &self.record.attributes
+    }
+
+    pub(crate) fn events(&self) -> &[Event] {
+        &self.record.events
+    }
+
+    pub(crate) fn dropped_events(&self) -> u32 {
+        self.record.dropped_events
+    }
+
+    pub(crate) fn status(&self) -> &Status {
+        &self.record.status
+    }
 }
 
 /// A span of ours while it runs, and until its record is exported: boxed,
@@ -287,19 +316,48 @@ impl Record {
         self.span_context.is_sampled()
     }
 
+    /// How many of the `code.*` attributes the attribute limit keeps, and
+    /// how many attributes are dropped in all: as the SDK's span counts
+    /// them, the `code.*` ones having been set first.
+    fn code_kept(&self) -> (usize, u32) {
+        let code = self.code.len();
+        let kept = code.min(self.limits.attributes as usize);
+        let dropped = u32::try_from(code - kept).unwrap_or(u32::MAX);
+        (kept, self.dropped_attributes.saturating_add(dropped))
+    }
+
+    /// What the OTLP encoder reads: the record as its `SpanData` would be
+    /// (see [`take_span_data`](Self::take_span_data)), borrowed.
+    pub(crate) fn view<'a>(&'a self, anchor: &Anchor) -> View<'a> {
+        let (code_kept, dropped_attributes) = self.code_kept();
+        View {
+            record: self,
+            code_kept,
+            dropped_attributes,
+            start_time: anchor.time(self.start),
+            end_time: anchor.time(self.end),
+        }
+    }
+
+    /// Empties an exported record for the box's next span, dropping what it
+    /// owns here (on the export thread), not where the box is reused.
+    pub(crate) fn clear(&mut self) {
+        self.attributes.clear();
+        self.events.clear();
+        self.span_context = SpanContext::empty_context();
+        self.name = Cow::Borrowed("");
+        self.status = Status::Unset;
+    }
+
     /// The record as the SDK's span would have made it, moved out: the
     /// record is left empty, for the box's next span.
     pub(crate) fn take_span_data(&mut self, anchor: &Anchor) -> SpanData {
-        let mut attributes = Vec::with_capacity(self.code.len() + self.attributes.len());
-        self.code.push_into(&mut attributes);
         // A limit below the `code.*` count leaves room for some of them only
         // (`set_attribute` has dropped every other attribute already).
-        let limit = self.limits.attributes as usize;
-        if attributes.len() > limit {
-            let dropped = u32::try_from(attributes.len() - limit).unwrap_or(u32::MAX);
-            self.dropped_attributes = self.dropped_attributes.saturating_add(dropped);
-            attributes.truncate(limit);
-        }
+        let (code_kept, dropped_attributes) = self.code_kept();
+        self.dropped_attributes = dropped_attributes;
+        let mut attributes = Vec::with_capacity(code_kept + self.attributes.len());
+        attributes.extend(self.code.attributes().take(code_kept));
         attributes.extend(self.attributes.drain(..));
         let mut events = SpanEvents::default();
         events.events = std::mem::take(&mut self.events);
@@ -317,7 +375,7 @@ impl Record {
             events,
             links: SpanLinks::default(),
             status: std::mem::replace(&mut self.status, Status::Unset),
-            instrumentation_scope: scope(),
+            instrumentation_scope: scope().clone(),
         }
     }
 
@@ -338,10 +396,13 @@ impl Record {
 
 /// The instrumentation scope of every span the macro, the span builder and
 /// the integrations create: static strings, so a copy per span costs nothing.
-pub(crate) fn scope() -> InstrumentationScope {
-    InstrumentationScope::builder("vaxila")
-        .with_version(env!("CARGO_PKG_VERSION"))
-        .build()
+pub(crate) fn scope() -> &'static InstrumentationScope {
+    static SCOPE: OnceLock<InstrumentationScope> = OnceLock::new();
+    SCOPE.get_or_init(|| {
+        InstrumentationScope::builder("vaxila")
+            .with_version(env!("CARGO_PKG_VERSION"))
+            .build()
+    })
 }
 
 std::thread_local! {

@@ -2,10 +2,11 @@
 
 use std::cell::RefCell;
 use std::fmt::Debug;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use opentelemetry::trace::{SpanContext, TraceId, TracerProvider as _};
+use opentelemetry::Context;
+use opentelemetry::trace::{SpanContext, TraceContextExt as _, TraceId, TracerProvider as _};
 use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
 
 use crate::record::{Limits, Live};
@@ -13,6 +14,13 @@ use crate::record::{Limits, Live};
 /// Set once a provider is installed, so that code instrumented before `init`
 /// pays one relaxed load and nothing else.
 static ENABLED: AtomicBool = AtomicBool::new(false);
+/// The installed pipeline's sampling, when it is one of this crate's (see
+/// [`decided_off`]); `None` before `init` and for a provider of the user's.
+static SAMPLING: AtomicU8 = AtomicU8::new(NO_SAMPLING);
+const NO_SAMPLING: u8 = 0;
+const OURS: u8 = 1;
+const DROPS_ROOTS: u8 = 2;
+const PARENT_BASED: u8 = 4;
 static INSTALLED: RwLock<Option<Installed>> = RwLock::new(None);
 /// Bumped after every change of `INSTALLED`, so that each thread's copy
 /// (`CACHE`) knows when to read it again: a span then costs a relaxed load
@@ -135,6 +143,56 @@ impl Sampling {
     }
 }
 
+impl Sampling {
+    /// [`decided_off`] for a pipeline sampling as this one does.
+    #[cfg(test)]
+    pub(crate) fn decides_off(self, cx: &Context, propagates: bool) -> bool {
+        decided_off_by(self.flags(), cx, propagates)
+    }
+
+    fn flags(self) -> u8 {
+        let mut flags = OURS;
+        if self.drops_roots() {
+            flags |= DROPS_ROOTS;
+        }
+        if self.parent_based {
+            flags |= PARENT_BASED;
+        }
+        flags
+    }
+}
+
+/// Whether a span whose parent is the current context `cx` is unsampled
+/// and needs no context of its own, by the installed pipeline's sampling
+/// alone: the commonest unsampled spans (the roots at ratio 0, the children
+/// of an unsampled span, the export path's) are decided without a look at
+/// the pipeline. `false` when that takes more: the span's trace id, or a
+/// provider of the user's, whose sampler only the SDK can run. As
+/// `begin_fast` decides, which a test checks.
+#[inline]
+pub(crate) fn decided_off(cx: &Context, propagates: bool) -> bool {
+    decided_off_by(SAMPLING.load(Ordering::Relaxed), cx, propagates)
+}
+
+/// [`decided_off`] for a pipeline of sampling flags `flags`.
+#[inline]
+fn decided_off_by(flags: u8, cx: &Context, propagates: bool) -> bool {
+    if flags & OURS == 0 {
+        return false;
+    }
+    if cx.is_telemetry_suppressed() {
+        return true;
+    }
+    if !cx.has_active_span() {
+        // A client or producer root keeps its ids, to tell the next service.
+        return flags & DROPS_ROOTS != 0 && !propagates;
+    }
+    let span = cx.span();
+    let parent = span.span_context();
+    // Its own trace id would be the parent's, and its children decided as it is.
+    parent.is_valid() && !parent.is_sampled() && flags & (PARENT_BASED | DROPS_ROOTS) != 0
+}
+
 /// A processor that takes the spans this crate records itself.
 pub(crate) trait RecordSink: Send + Sync + Debug {
     /// `span` has ended. Its box goes back to `record::recycle*` once its
@@ -200,6 +258,7 @@ pub(crate) fn install(provider: &SdkTracerProvider, fast: Option<Arc<Fast>>) {
     if fast.is_some() {
         prepare_fast_path();
     }
+    SAMPLING.store(flags(fast.as_deref()), Ordering::Relaxed);
     let tracer = provider.tracer_with_scope(crate::record::scope().clone());
     let old = INSTALLED
         .write()
@@ -230,6 +289,7 @@ pub(crate) fn set_tracer_provider_if_none(
     if fast.is_some() {
         prepare_fast_path();
     }
+    SAMPLING.store(flags(fast.as_deref()), Ordering::Relaxed);
     *installed = Some(Installed {
         tracer: provider.tracer_with_scope(crate::record::scope().clone()),
         fast,
@@ -238,6 +298,10 @@ pub(crate) fn set_tracer_provider_if_none(
     opentelemetry::global::set_tracer_provider(provider.clone());
     ENABLED.store(true, Ordering::Release);
     true
+}
+
+fn flags(fast: Option<&Fast>) -> u8 {
+    fast.map_or(NO_SAMPLING, |fast| fast.sampling.flags())
 }
 
 /// What spans of ours need before the first one starts: the clock
@@ -250,6 +314,7 @@ fn prepare_fast_path() {
 /// Stops recording: instrumented code goes back to costing nothing.
 pub(crate) fn clear_tracer_provider() {
     ENABLED.store(false, Ordering::Release);
+    SAMPLING.store(NO_SAMPLING, Ordering::Relaxed);
     let old = INSTALLED.write().unwrap_or_else(|e| e.into_inner()).take();
     // Spans still running end into it (counted as dropped, once it is shut
     // down), not into nothing.
@@ -327,8 +392,7 @@ fn installed() -> Option<Installed> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry::Context;
-    use opentelemetry::trace::{SpanId, SpanKind, TraceContextExt as _, TraceFlags, TraceState};
+    use opentelemetry::trace::{SpanId, SpanKind, TraceFlags, TraceState};
     use opentelemetry_sdk::trace::{SamplingDecision, ShouldSample as _};
 
     /// Every parent a span can have: none, and local or remote, sampled or

@@ -251,6 +251,12 @@ impl Span {
         // Written in place, not returned through the closures: a span that
         // stays off is then never stored at all.
         let mut span = Self::OFF;
+        if let Parent::Current = parent {
+            let propagates = matches!(site.kind, SpanKind::Client | SpanKind::Producer);
+            if Context::map_current(|cx| crate::global::decided_off(cx, propagates)) {
+                return span;
+            }
+        }
         crate::global::with_installed(|installed| match parent {
             Parent::Current => {
                 Context::map_current(|cx| span.begin_in(installed, site, cx, true));
@@ -955,5 +961,80 @@ impl Span {
             target.set_attribute(KeyValue::new("error.type", error_type));
             target.set_status(Status::error(description));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::global::Sampling;
+    use crate::record::Limits;
+    use opentelemetry_sdk::trace::SpanLimits;
+
+    static META: Meta = Meta::new("f", SpanKind::Internal, "m::f", "src/m.rs", 1);
+
+    /// Every current context a span can start in: none, the export path's,
+    /// and spans local or remote, sampled or not, valid or not.
+    fn contexts() -> Vec<Context> {
+        let mut contexts = vec![Context::new(), Context::new().with_telemetry_suppressed()];
+        for remote in [false, true] {
+            for flags in [TraceFlags::SAMPLED, TraceFlags::default()] {
+                for trace_id in [TraceId::from(0x1234_5678_9abc_def0_u128), TraceId::INVALID] {
+                    let span_context = SpanContext::new(
+                        trace_id,
+                        SpanId::from(7),
+                        flags,
+                        remote,
+                        TraceState::NONE,
+                    );
+                    contexts.push(Context::new().with_remote_span_context(span_context));
+                }
+            }
+        }
+        contexts
+    }
+
+    /// `decided_off` skips `begin_fast`: only where `begin_fast` would
+    /// have left the span off (no record, no context of its own) whatever
+    /// its trace id.
+    #[test]
+    fn what_is_decided_off_early_begin_fast_leaves_off() {
+        let mut decided = 0;
+        for ratio in [0.0, 0.5, 1.0] {
+            for parent_based in [false, true] {
+                let sampling = Sampling::new(ratio, parent_based);
+                let fast = Fast::new(
+                    sampling,
+                    Limits::from(&SpanLimits::default()),
+                    std::sync::Arc::new(crate::testing::NoExport),
+                );
+                for cx in contexts() {
+                    for kind in [SpanKind::Internal, SpanKind::Client, SpanKind::Producer] {
+                        let propagates = matches!(kind, SpanKind::Client | SpanKind::Producer);
+                        if !sampling.decides_off(&cx, propagates) {
+                            continue;
+                        }
+                        decided += 1;
+                        // Many trace ids: a root's is drawn at random.
+                        for _ in 0..200 {
+                            let mut span = Span::OFF;
+                            let site = Site {
+                                name: Cow::Borrowed("f"),
+                                kind: kind.clone(),
+                                code: Code::Function(&META),
+                                attributes: Vec::new,
+                            };
+                            span.begin_fast(&fast, site, &cx, true);
+                            assert!(
+                                matches!(*span.inner, Inner::Off),
+                                "ratio {ratio}, parent_based {parent_based}, {kind:?}, {cx:?}: {span:?}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        // Roots at ratio 0, children of unsampled spans, the export path.
+        assert!(decided >= 40, "{decided}");
     }
 }

@@ -96,11 +96,10 @@ impl std::fmt::Display for ExportStats {
 /// The counts, shared by the processor, its thread and the HTTP transport.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    /// Spans put in the queue: written by every thread that ends a span,
-    /// so on a cache line of its own, apart from the export thread's counts.
-    queued: CachePadded<AtomicU64>,
+    /// What the threads that end spans write, on a cache line of its own,
+    /// apart from the export thread's counts.
+    ends: CachePadded<Ends>,
     exported: AtomicU64,
-    dropped: AtomicU64,
     failed: AtomicU64,
     rejected: AtomicU64,
     /// Rejected spans the transport saw in the last response, not yet counted.
@@ -115,20 +114,30 @@ pub(crate) struct Counters {
     failing: Mutex<Option<String>>,
 }
 
+#[derive(Debug, Default)]
+struct Ends {
+    /// Spans that ended sampled, whatever became of them.
+    ended: AtomicU64,
+    /// Of those, the spans never sent (mostly by the threads that end
+    /// them, when the queue is full).
+    dropped: AtomicU64,
+}
+
 impl Counters {
     pub(crate) fn stats(&self) -> ExportStats {
-        // Fates first, then the queue count, so that a span is never seen
-        // with a fate but not yet queued.
+        // Fates first, then the count of spans ended, so that a span is never
+        // seen with a fate but not yet ended.
         let exported = self.exported.load(Ordering::Acquire);
         let failed = self.failed.load(Ordering::Acquire);
         let rejected = self.rejected.load(Ordering::Acquire);
-        let queued = self.queued.load(Ordering::Acquire);
+        let dropped = self.ends.dropped.load(Ordering::Acquire);
+        let ended = self.ends.ended.load(Ordering::Acquire);
         ExportStats {
             exported,
-            dropped: self.dropped.load(Ordering::Relaxed),
+            dropped,
             failed,
             rejected,
-            queued: queued.saturating_sub(exported + failed + rejected),
+            queued: ended.saturating_sub(exported + failed + rejected + dropped),
         }
     }
 
@@ -158,15 +167,25 @@ impl Counters {
         }
     }
 
+    /// Counts a span that ended as dropped, and warns once per cause. Its
+    /// end is counted already.
     fn drop_span(&self, why: Dropped, queue: usize) {
-        self.dropped.fetch_add(1, Ordering::Relaxed);
+        // Release: whoever sees the drop sees the end counted before it.
+        self.ends.dropped.fetch_add(1, Ordering::Release);
         match why {
-            Dropped::Full if !self.warned_full.swap(true, Ordering::Relaxed) => warn(format_args!(
-                "the export queue is full ({queue} spans): spans are being dropped \
+            // Read before it is written: spans dropped after the warning
+            // leave its cache line alone.
+            Dropped::Full
+                if !self.warned_full.load(Ordering::Relaxed)
+                    && !self.warned_full.swap(true, Ordering::Relaxed) =>
+            {
+                warn(format_args!(
+                    "the export queue is full ({queue} spans): spans are being dropped \
                  (counted in Guard::stats; this is said once). The endpoint is slower \
                  than the program makes spans: raise [batch] max_queue_size, lower \
                  [sampler] ratio, or check the endpoint"
-            )),
+                ));
+            }
             Dropped::Forked if !self.warned_forked.swap(true, Ordering::Relaxed) => {
                 // Not through `std::io::stderr()`, whose lock a thread of the
                 // parent may have held at the fork, forever in the child.
@@ -386,13 +405,13 @@ impl BatchProcessor {
 
     #[inline]
     fn push(&self, item: Item) {
+        // Counted before anything else, so that its fate never comes first.
+        let ended = self.counters.ends.ended.fetch_add(1, Ordering::Release);
         if self.orphaned() {
             return self
                 .counters
                 .drop_span(Dropped::Forked, self.queue.items.capacity());
         }
-        // Counted before it is queued, so that its fate never comes first.
-        let queued = self.counters.queued.fetch_add(1, Ordering::Release);
         if let Err(item) = self.queue.items.push(item) {
             if let Item::Record(span) = item {
                 crate::record::recycle_here(span);
@@ -402,10 +421,8 @@ impl BatchProcessor {
             if !self.queue.nudged.swap(true, Ordering::AcqRel) {
                 let _ = self.control.send(Control::Batch);
             }
-            // Its fate first, so that `stats` never misses it.
             self.counters
                 .drop_span(Dropped::Full, self.queue.items.capacity());
-            self.counters.queued.fetch_sub(1, Ordering::Release);
             return;
         }
         if self.queue.closed.load(Ordering::SeqCst) {
@@ -416,7 +433,7 @@ impl BatchProcessor {
                 Dropped::ThreadGone
             };
             self.queue.discard(&self.counters, why);
-        } else if (queued + 1).is_multiple_of(self.queue.max_batch as u64)
+        } else if (ended + 1).is_multiple_of(self.queue.max_batch as u64)
             && !self.queue.nudged.swap(true, Ordering::AcqRel)
         {
             // Once per batch's worth of spans, going by the count rather
@@ -432,7 +449,6 @@ impl Queue {
     fn discard(&self, counters: &Counters, why: Dropped) {
         while self.items.pop().is_some() {
             counters.drop_span(why, 0);
-            counters.queued.fetch_sub(1, Ordering::Release);
         }
     }
 }

@@ -12,7 +12,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 static CLOCK: OnceLock<quanta::Clock> = OnceLock::new();
 
@@ -40,13 +40,24 @@ const SPACING_NS: u64 = 1_000_000_000;
 struct Reading {
     raw: u64,
     wall: SystemTime,
+    /// `wall` in nanoseconds since the Unix epoch, negative before it.
+    wall_nanos: i128,
 }
 
 impl Reading {
     fn now() -> Self {
+        Self::new(clock().raw(), SystemTime::now())
+    }
+
+    fn new(raw: u64, wall: SystemTime) -> Self {
+        let wall_nanos = match wall.duration_since(UNIX_EPOCH) {
+            Ok(since) => since.as_nanos() as i128,
+            Err(before) => -(before.duration().as_nanos() as i128),
+        };
         Self {
-            raw: clock().raw(),
-            wall: SystemTime::now(),
+            raw,
+            wall,
+            wall_nanos,
         }
     }
 }
@@ -101,10 +112,7 @@ impl Anchor {
 
     /// The wall-clock time of `stamp`.
     pub(crate) fn time(&self, stamp: Stamp) -> SystemTime {
-        // The last anchor at or before the stamp; the oldest for a stamp
-        // older than all of them. `now` has pushed one, so there is one.
-        let after = self.0.partition_point(|reading| reading.raw <= stamp.0);
-        let Some(reading) = self.0.get(after.saturating_sub(1)) else {
+        let Some(reading) = self.reading_for(stamp) else {
             return SystemTime::now();
         };
         let clock = clock();
@@ -114,6 +122,48 @@ impl Anchor {
             reading.wall - Duration::from_nanos(clock.delta_as_nanos(stamp.0, reading.raw))
         }
     }
+
+    /// [`time`](Self::time) as nanoseconds since the Unix epoch, as OTLP
+    /// has it (0 before the epoch, wrapped after 2554), in integers.
+    pub(crate) fn unix_nanos(&self, stamp: Stamp) -> u64 {
+        let Some(reading) = self.reading_for(stamp) else {
+            return nanos_since_epoch(SystemTime::now());
+        };
+        let wall = reading.wall_nanos;
+        let clock = clock();
+        let time = if stamp.0 >= reading.raw {
+            wall + i128::from(clock.delta_as_nanos(reading.raw, stamp.0))
+        } else {
+            wall - i128::from(clock.delta_as_nanos(stamp.0, reading.raw))
+        };
+        if time < 0 { 0 } else { time as u64 }
+    }
+
+    /// The last anchor at or before `stamp`; the oldest for a stamp older
+    /// than all of them. `now` has pushed one, so there is one.
+    fn reading_for(&self, stamp: Stamp) -> Option<&Reading> {
+        // Most stamps are younger than the anchor before this one.
+        let len = self.0.len();
+        for back in 1..=len.min(2) {
+            let reading = &self.0[len - back];
+            if reading.raw <= stamp.0 {
+                return Some(reading);
+            }
+        }
+        let after = self.0.partition_point(|reading| reading.raw <= stamp.0);
+        self.0.get(after.saturating_sub(1))
+    }
+}
+
+/// `opentelemetry-proto`'s `to_nanos`: 0 before 1970, wrapped (not
+/// saturated) after 2554.
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "wrapped, as OTLP's encoders do"
+)]
+pub(crate) fn nanos_since_epoch(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_nanos() as u64)
 }
 
 #[cfg(test)]
@@ -140,10 +190,7 @@ mod tests {
         let mut readings = history();
         readings.clear();
         let first = Reading::now();
-        let second = Reading {
-            raw: first.raw + 1,
-            wall: first.wall + Duration::from_secs(10),
-        };
+        let second = Reading::new(first.raw + 1, first.wall + Duration::from_secs(10));
         push(&mut readings, first);
         push(&mut readings, second);
         let anchor = Anchor(readings);
@@ -151,6 +198,50 @@ mod tests {
         assert_eq!(anchor.time(Stamp(second.raw)), second.wall);
         // Older than every anchor: the oldest converts it.
         assert!(anchor.time(Stamp(first.raw - 1)) <= first.wall);
+        drop(anchor);
+        history().clear();
+    }
+
+    #[test]
+    fn unix_nanos_are_the_nanoseconds_of_time() {
+        let mut readings = history();
+        readings.clear();
+        let now = Reading::now();
+        // Anchors across the epoch and far apart, each off the tick clock.
+        let walls = [
+            UNIX_EPOCH - Duration::from_secs(3),
+            UNIX_EPOCH + Duration::from_nanos(5),
+            now.wall,
+            now.wall + Duration::from_secs(86_400),
+        ];
+        for (i, wall) in walls.into_iter().enumerate() {
+            push(
+                &mut readings,
+                Reading::new(now.raw + i as u64 * 1_000_000_000, wall),
+            );
+        }
+        let anchor = Anchor(readings);
+        for offset in [
+            0,
+            1,
+            999,
+            500_000_000,
+            1_000_000_000,
+            2_700_000_000,
+            3_000_000_001,
+            9_000_000_000,
+        ] {
+            for stamp in [
+                Stamp(now.raw + offset),
+                Stamp(now.raw.saturating_sub(offset)),
+            ] {
+                assert_eq!(
+                    anchor.unix_nanos(stamp),
+                    nanos_since_epoch(anchor.time(stamp)),
+                    "{stamp:?}"
+                );
+            }
+        }
         drop(anchor);
         history().clear();
     }

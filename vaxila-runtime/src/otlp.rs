@@ -96,6 +96,7 @@ struct Scratch {
     body: Vec<u8>,
     gzip: Gzip,
     groups: wire::Groups,
+    code: std::cell::RefCell<wire::CodeCache>,
 }
 
 impl Scratch {
@@ -209,11 +210,14 @@ impl OtlpExporter {
             return Err(OTelSdkError::AlreadyShutdown);
         }
         let mut scratch = self.scratch.lock().unwrap_or_else(PoisonError::into_inner);
+        let Scratch {
+            body, groups, code, ..
+        } = &mut *scratch;
         let env = wire::Env {
             anchor: Some(&anchor),
             cut: wire::Cut(value_length),
+            code: Some(code),
         };
-        let Scratch { body, groups, .. } = &mut *scratch;
         wire::request(body, batch, &self.resource, groups, &env);
         // Other threads' exports (the console's, the testing kit's) wait for it.
         drop(anchor);
@@ -235,6 +239,7 @@ impl OtlpExporter {
         let env = wire::Env {
             anchor: None,
             cut: wire::Cut(None),
+            code: None,
         };
         let Scratch { body, groups, .. } = &mut *scratch;
         wire::request(body, spans, &self.resource, groups, &env);
@@ -534,7 +539,6 @@ impl Gzip {
 /// shortest varint, so that the bytes are those of `opentelemetry-proto`'s
 /// `group_spans_by_resource_and_scope` + `encode_to_vec`.
 mod wire {
-    use std::time::{SystemTime, UNIX_EPOCH};
 
     use opentelemetry::trace::{
         Event, Link, SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceState,
@@ -542,8 +546,11 @@ mod wire {
     use opentelemetry::{Array, InstrumentationScope, Key, KeyValue, Value};
     use opentelemetry_sdk::trace::SpanData;
 
+    use std::cell::RefCell;
+
     use crate::batch::Item;
     use crate::clock::Anchor;
+    use crate::record::View;
 
     const VARINT: u32 = 0;
     const FIXED64: u32 = 1;
@@ -584,6 +591,71 @@ mod wire {
         pub(super) anchor: Option<&'a Anchor>,
         /// `[limits] attribute_value_length`.
         pub(super) cut: Cut,
+        /// The bytes of the `code.*` attributes of the functions seen so far.
+        pub(super) code: Option<&'a RefCell<CodeCache>>,
+    }
+
+    /// The encoded `code.*` attributes of span sites, which are the same
+    /// for every span of a site: a direct-mapped table of a site's address
+    /// (and how many of them the limit keeps) to its bytes.
+    #[derive(Debug)]
+    pub(super) struct CodeCache {
+        slots: Vec<Slot>,
+        bytes: Vec<u8>,
+        /// The value length limit the bytes were cut to.
+        cut: Option<usize>,
+    }
+
+    #[derive(Clone, Copy, Debug, Default)]
+    struct Slot {
+        /// The site's address with the count kept, 0 for none.
+        key: usize,
+        start: usize,
+        end: usize,
+    }
+
+    const CODE_SLOTS: usize = 256;
+    /// Bytes of sites kept before the table starts afresh.
+    const CODE_BYTES: usize = 64 * 1024;
+
+    impl Default for CodeCache {
+        fn default() -> Self {
+            Self {
+                slots: vec![Slot::default(); CODE_SLOTS],
+                bytes: Vec::new(),
+                cut: None,
+            }
+        }
+    }
+
+    impl CodeCache {
+        /// Appends the `code.*` attributes `view` keeps to `buf`.
+        fn write(&mut self, buf: &mut Vec<u8>, view: &View<'_>, cut: Cut) {
+            let Some(site) = view.site() else {
+                return;
+            };
+            // Sites are static and aligned: the low bits hold the count.
+            let key = site | view.code_kept();
+            if self.cut != cut.0 || self.bytes.len() > CODE_BYTES {
+                self.slots.fill(Slot::default());
+                self.bytes.clear();
+                self.cut = cut.0;
+            }
+            let index = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) % CODE_SLOTS;
+            let slot = &mut self.slots[index];
+            if slot.key != key {
+                let start = self.bytes.len();
+                for kv in view.code() {
+                    key_value(&mut self.bytes, 9, &kv, cut);
+                }
+                *slot = Slot {
+                    key,
+                    start,
+                    end: self.bytes.len(),
+                };
+            }
+            buf.extend_from_slice(&self.bytes[slot.start..slot.end]);
+        }
     }
 
     /// `[limits] attribute_value_length`, applied as the bytes are written:
@@ -627,8 +699,8 @@ mod wire {
                 parent_is_remote: self.parent_span_is_remote,
                 name: &self.name,
                 kind: &self.span_kind,
-                start_time: self.start_time,
-                end_time: self.end_time,
+                start_time: nanos(self.start_time),
+                end_time: nanos(self.end_time),
                 dropped_attributes: self.dropped_attributes_count,
                 events: &self.events.events,
                 dropped_events: self.events.dropped_count,
@@ -688,8 +760,9 @@ mod wire {
                 status: view.status(),
             };
             span(buf, &fields, env.cut, |buf| {
-                for kv in view.code() {
-                    key_value(buf, 9, &kv, env.cut);
+                match env.code.and_then(|code| code.try_borrow_mut().ok()) {
+                    Some(mut code) => code.write(buf, &view, env.cut),
+                    None => view.code().for_each(|kv| key_value(buf, 9, &kv, env.cut)),
                 }
                 for kv in view.attributes() {
                     key_value(buf, 9, kv, env.cut);
@@ -800,8 +873,9 @@ mod wire {
         parent_is_remote: bool,
         name: &'a str,
         kind: &'a SpanKind,
-        start_time: SystemTime,
-        end_time: SystemTime,
+        /// Unix nanoseconds.
+        start_time: u64,
+        end_time: u64,
         dropped_attributes: u32,
         events: &'a [Event],
         dropped_events: u32,
@@ -827,8 +901,8 @@ mod wire {
         }
         bytes(buf, 5, span.name);
         buf.extend_from_slice(&[0x30, kind(span.kind)]);
-        fixed64(buf, 7, nanos(span.start_time));
-        fixed64(buf, 8, nanos(span.end_time));
+        fixed64(buf, 7, span.start_time);
+        fixed64(buf, 8, span.end_time);
         attributes(buf);
         uint32(buf, 10, span.dropped_attributes);
         for event in span.events {
@@ -920,12 +994,7 @@ mod wire {
         }
     }
 
-    /// Unix nanoseconds, as `opentelemetry-proto`'s `to_nanos`: 0 before
-    /// 1970, and wrapped (not saturated) after 2554.
-    fn nanos(time: SystemTime) -> u64 {
-        time.duration_since(UNIX_EPOCH)
-            .map_or(0, |since| since.as_nanos() as u64)
-    }
+    use crate::clock::nanos_since_epoch as nanos;
 
     fn key_value(buf: &mut Vec<u8>, field: u32, kv: &KeyValue, cut: Cut) {
         attribute(buf, field, &kv.key, &kv.value, cut);
@@ -1201,6 +1270,7 @@ mod tests {
         let env = wire::Env {
             anchor: None,
             cut: wire::Cut(cut),
+            code: None,
         };
         wire::request(buf, spans, resource, groups, &env);
     }
@@ -1724,6 +1794,7 @@ mod tests {
         let resource = resource();
         let encoded = wire::Resource::new(&resource);
         let (mut buf, mut groups) = (Vec::new(), wire::Groups::default());
+        let code = std::cell::RefCell::new(wire::CodeCache::default());
         let kinds = [SpanKind::Internal, SpanKind::Server, SpanKind::Client];
         let statuses = [Status::Unset, Status::Ok, Status::error("boom")];
         for round in 0..300 {
@@ -1790,6 +1861,8 @@ mod tests {
             let env = wire::Env {
                 anchor: Some(&anchor),
                 cut: wire::Cut(cut),
+                // Through the cache one round in two.
+                code: (round % 2 == 0).then_some(&code),
             };
             wire::request(&mut buf, &items, &encoded, &mut groups, &env);
             assert!(

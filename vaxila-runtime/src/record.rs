@@ -109,11 +109,27 @@ pub(crate) struct View<'a> {
     /// How many `code.*` attributes the limit keeps.
     code_kept: usize,
     pub(crate) dropped_attributes: u32,
-    pub(crate) start_time: std::time::SystemTime,
-    pub(crate) end_time: std::time::SystemTime,
+    /// Unix nanoseconds, as OTLP has them.
+    pub(crate) start_time: u64,
+    pub(crate) end_time: u64,
 }
 
 impl View<'_> {
+    /// The address of the span's static site (its `Meta` or `Location`),
+    /// which says what its `code.*` attributes are; `None` without them.
+    pub(crate) fn site(&self) -> Option<usize> {
+        match self.record.code {
+            Code::None => None,
+            Code::Function(meta) => Some(std::ptr::from_ref(meta) as usize),
+            Code::Caller(location) => Some(std::ptr::from_ref(location) as usize),
+        }
+    }
+
+    /// How many `code.*` attributes the limit keeps: at most 3.
+    pub(crate) fn code_kept(&self) -> usize {
+        self.code_kept
+    }
+
     /// The `code.*` attributes the limit keeps, exported first.
     pub(crate) fn code(&self) -> impl Iterator<Item = KeyValue> {
         self.record.code.attributes().take(self.code_kept)
@@ -334,8 +350,8 @@ impl Record {
             record: self,
             code_kept,
             dropped_attributes,
-            start_time: anchor.time(self.start),
-            end_time: anchor.time(self.end),
+            start_time: anchor.unix_nanos(self.start),
+            end_time: anchor.unix_nanos(self.end),
         }
     }
 

@@ -1,14 +1,19 @@
-//! The OTLP pipeline's batch processor: a bounded queue, one export thread, and a count of what became of every span.
+//! The OTLP pipeline's batch processor: a bounded queue, an export thread, a sending thread, and a count of what became of every span.
 //!
 //! The SDK's `BatchSpanProcessor` drops spans when its queue is full and
 //! says so only through its internal log, which nobody sees; it exposes no
 //! count. This one does the same work (ending a span puts it in a bounded
 //! queue; a thread of its own batches and exports), takes this crate's own
-//! spans as they are (`Record`s, made `SpanData` on the export thread), and
+//! spans as they are (`Record`s, encoded in place on the export thread),
 //! counts every span's fate ([`ExportStats`]),
 //! writes one warning per incident to stderr (not one per span), and drops
 //! at once the spans of a forked child whose export thread did not survive
 //! the `fork`.
+//!
+//! Encoding and sending overlap: the export thread encodes and compresses a
+//! batch while a second thread (the courier) sends the one before, so that
+//! neither the network's round trip nor the receiver's work idles the
+//! encoder.
 
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
@@ -355,8 +360,25 @@ impl BatchProcessor {
             closed: AtomicBool::new(false),
         });
         let (control, control_queue) = crossbeam_channel::unbounded();
+        let exporter = Arc::new(exporter);
+        // A rendezvous: the export thread encodes the next batch while the
+        // courier sends the last one, and hands it over once that is done.
+        // Out of the queue, then, are two batches at most.
+        let (deliveries, to_deliver) = crossbeam_channel::bounded(0);
+        let (spare_bodies, bodies) = crossbeam_channel::bounded(2);
+        let courier = Courier {
+            exporter: exporter.clone(),
+            counters: counters.clone(),
+            endpoint: endpoint.clone(),
+            spare_bodies,
+        };
+        std::thread::Builder::new()
+            .name("vaxila-send".into())
+            .spawn(move || courier.run(&to_deliver))?;
         let worker = Worker {
             exporter,
+            deliveries,
+            bodies,
             batch: Vec::with_capacity(queue.max_batch),
             queue: queue.clone(),
             control: control_queue,
@@ -488,9 +510,65 @@ impl RecordSink for BatchProcessor {
     }
 }
 
+/// What the export thread hands the thread that sends requests.
+enum Delivery {
+    /// A request's body, and the count of spans in it.
+    Request(Vec<u8>, u64),
+    /// Answered once every request before it is answered, with the first
+    /// failure among them since the last barrier.
+    Barrier(Sender<OTelSdkResult>),
+}
+
+/// The thread that sends the requests the export thread encodes, and counts
+/// what became of their spans.
+struct Courier {
+    exporter: Arc<OtlpExporter>,
+    counters: Arc<Counters>,
+    endpoint: String,
+    /// Sent bodies, for the export thread's next requests.
+    spare_bodies: Sender<Vec<u8>>,
+}
+
+impl Courier {
+    /// Delivers until the export thread is gone and nothing is left.
+    fn run(self, deliveries: &Receiver<Delivery>) {
+        let mut first_failure = Ok(());
+        for delivery in deliveries {
+            match delivery {
+                Delivery::Request(mut body, count) => {
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        self.exporter.deliver(&body)
+                    }))
+                    .unwrap_or_else(|_| {
+                        Err(OTelSdkError::InternalFailure(
+                            "the exporter panicked".to_owned(),
+                        ))
+                    });
+                    match &result {
+                        Ok(()) => self.counters.exported(count),
+                        Err(error) => self.counters.failed(count, error, &self.endpoint),
+                    }
+                    if first_failure.is_ok() {
+                        first_failure = result;
+                    }
+                    crate::otlp::trim(&mut body);
+                    let _ = self.spare_bodies.try_send(body);
+                }
+                Delivery::Barrier(reply) => {
+                    let _ = reply.send(std::mem::replace(&mut first_failure, Ok(())));
+                }
+            }
+        }
+    }
+}
+
 /// The export thread.
 struct Worker {
-    exporter: OtlpExporter,
+    exporter: Arc<OtlpExporter>,
+    /// To the thread that sends the requests.
+    deliveries: Sender<Delivery>,
+    /// Bodies of sent requests, to write the next ones into.
+    bodies: Receiver<Vec<u8>>,
     /// The spans of the export under way, in a buffer kept between exports.
     batch: Vec<Item>,
     queue: Arc<Queue>,
@@ -500,6 +578,10 @@ struct Worker {
     /// `[limits] attribute_value_length`, applied here, off the caller's thread.
     value_length: Option<usize>,
     endpoint: String,
+}
+
+fn courier_gone() -> OTelSdkError {
+    OTelSdkError::InternalFailure("the thread that sends requests stopped".to_owned())
 }
 
 /// Marks the queue closed when the export thread ends, however it ends.
@@ -531,11 +613,11 @@ impl Worker {
                     }
                 }
                 Ok(Control::Flush(reply)) => {
-                    let result = self.drain();
+                    let result = self.flush();
                     let _ = reply.send(result);
                 }
                 Ok(Control::Shutdown(reply)) => {
-                    let mut result = self.drain();
+                    let mut result = self.flush();
                     let shutdown = self.exporter.shutdown();
                     if result.is_ok() {
                         result = shutdown;
@@ -561,6 +643,18 @@ impl Worker {
         }
     }
 
+    /// Exports everything queued now, and waits until it is sent.
+    fn flush(&mut self) -> OTelSdkResult {
+        let encoded = self.drain();
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        let delivered = if self.deliveries.send(Delivery::Barrier(reply)).is_ok() {
+            answer.recv().unwrap_or_else(|_| Err(courier_gone()))
+        } else {
+            Err(courier_gone())
+        };
+        encoded.and(delivered)
+    }
+
     /// Exports everything queued now (not what is queued meanwhile, so that
     /// a busy program cannot keep a flush going).
     fn drain(&mut self) -> OTelSdkResult {
@@ -574,7 +668,8 @@ impl Worker {
         result
     }
 
-    /// Exports up to `count` queued spans.
+    /// Encodes up to `count` queued spans into a request, and hands it to
+    /// the courier.
     fn export_some(&mut self, count: usize) -> OTelSdkResult {
         let anchor = Anchor::now();
         // Left by an export that panicked: dropped, counted by it.
@@ -585,18 +680,24 @@ impl Worker {
             return Ok(());
         }
         let count = self.batch.len() as u64;
+        let mut body = self.bodies.try_recv().unwrap_or_default();
         let (exporter, batch, value_length) = (&self.exporter, &mut self.batch, self.value_length);
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            exporter.export_items(batch, anchor, value_length)
+        let encoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            exporter.encode_items(batch, anchor, value_length, &mut body)
         }))
         .unwrap_or_else(|_| {
             Err(OTelSdkError::InternalFailure(
                 "the exporter panicked".to_owned(),
             ))
         });
-        match &result {
-            Ok(()) => self.counters.exported(count),
-            Err(error) => self.counters.failed(count, error, &self.endpoint),
+        let result = encoded.and_then(|()| {
+            // Waits while the last request is on its way.
+            self.deliveries
+                .send(Delivery::Request(body, count))
+                .map_err(|_| courier_gone())
+        });
+        if let Err(error) = &result {
+            self.counters.failed(count, error, &self.endpoint);
         }
         result
     }

@@ -99,14 +99,11 @@ struct Scratch {
     code: std::cell::RefCell<wire::CodeCache>,
 }
 
-impl Scratch {
-    fn trim(&mut self) {
-        for buffer in [&mut self.body, &mut self.gzip.out] {
-            if buffer.capacity() > KEEP_CAPACITY {
-                buffer.clear();
-                buffer.shrink_to(KEEP_CAPACITY);
-            }
-        }
+/// Gives back what an unusually large batch made `buffer` hold.
+pub(crate) fn trim(buffer: &mut Vec<u8>) {
+    if buffer.capacity() > KEEP_CAPACITY {
+        buffer.clear();
+        buffer.shrink_to(KEEP_CAPACITY);
     }
 }
 
@@ -197,29 +194,38 @@ impl OtlpExporter {
         })
     }
 
-    /// Exports the batch processor's `batch`: our records are encoded as
+    /// Writes the request of the batch processor's `batch` into `out`:
+    /// the protobuf, compressed as configured. Our records are encoded as
     /// they are, never made `SpanData`, and emptied for their threads' next
-    /// spans once encoded; `anchor` is let go before the request goes out.
-    pub(crate) fn export_items(
+    /// spans once encoded; `anchor` is let go as soon as they are.
+    pub(crate) fn encode_items(
         &self,
         batch: &mut Vec<Item>,
         anchor: Anchor,
         value_length: Option<usize>,
+        out: &mut Vec<u8>,
     ) -> OTelSdkResult {
         if self.shut_down.load(Ordering::Relaxed) {
             return Err(OTelSdkError::AlreadyShutdown);
         }
         let mut scratch = self.scratch.lock().unwrap_or_else(PoisonError::into_inner);
         let Scratch {
-            body, groups, code, ..
+            body,
+            groups,
+            code,
+            gzip,
         } = &mut *scratch;
         let env = wire::Env {
             anchor: Some(&anchor),
             cut: wire::Cut(value_length),
             code: Some(code),
         };
-        wire::request(body, batch, &self.resource, groups, &env);
-        // Other threads' exports (the console's, the testing kit's) wait for it.
+        let protobuf = match self.compression {
+            Compression::Gzip => &mut *body,
+            Compression::None => &mut *out,
+        };
+        wire::request(protobuf, batch, &self.resource, groups, &env);
+        // Other threads' conversions (the console's, the testing kit's) wait for it.
         drop(anchor);
         for item in batch.drain(..) {
             if let Item::Record(mut live) = item {
@@ -227,7 +233,15 @@ impl OtlpExporter {
                 crate::record::recycle(live);
             }
         }
-        self.send_body(&mut scratch)
+        let result = check_size(protobuf.len(), "uncompressed").and_then(|()| {
+            if let Compression::Gzip = self.compression {
+                gzip.compress(body, out)?;
+                check_size(out.len(), "gzipped")?;
+            }
+            Ok(())
+        });
+        trim(body);
+        result
     }
 
     /// Exports `spans`, as the SDK's exporters do.
@@ -241,26 +255,20 @@ impl OtlpExporter {
             cut: wire::Cut(None),
             code: None,
         };
-        let Scratch { body, groups, .. } = &mut *scratch;
+        let Scratch {
+            body, groups, gzip, ..
+        } = &mut *scratch;
         wire::request(body, spans, &self.resource, groups, &env);
-        self.send_body(&mut scratch)
-    }
-
-    /// Compresses and delivers the request encoded in `scratch.body`.
-    fn send_body(&self, scratch: &mut Scratch) -> OTelSdkResult {
-        // A panic in an earlier export (caught by the batch processor) left
-        // nothing in the buffers that the next export relies on.
-        let Scratch { body, gzip, .. } = scratch;
-        let result = check_size(body.len(), "uncompressed").and_then(|()| match self.compression {
+        check_size(body.len(), "uncompressed")?;
+        match self.compression {
             Compression::Gzip => {
-                let gzipped = gzip.compress(body)?;
-                check_size(gzipped.len(), "gzipped")?;
-                self.deliver(gzipped)
+                let mut out = Vec::new();
+                gzip.compress(body, &mut out)?;
+                check_size(out.len(), "gzipped")?;
+                self.deliver(&out)
             }
             Compression::None => self.deliver(body),
-        });
-        scratch.trim();
-        result
+        }
     }
 
     /// Sends `body`, retrying as `opentelemetry-otlp` 0.33 does
@@ -281,7 +289,7 @@ impl OtlpExporter {
     /// One thing is stricter: each attempt may take only what is left of the
     /// export timeout (opentelemetry-otlp let each take a whole one, so that an
     /// export could take almost twice as long as configured).
-    fn deliver(&self, body: &[u8]) -> OTelSdkResult {
+    pub(crate) fn deliver(&self, body: &[u8]) -> OTelSdkResult {
         let started = Instant::now();
         let mut retries = 0;
         let mut delay = INITIAL_DELAY;
@@ -484,13 +492,11 @@ fn parse_retry_after(value: &str) -> Option<Duration> {
     Some(Duration::from_secs(delay.as_secs().min(CAP)))
 }
 
-/// gzip at `Compression::fast()`, the bytes of flate2's `GzEncoder`, with
-/// the deflate state and the output buffer kept between batches: a new
-/// state allocates and zeroes some 300 KB of tables, a reset clears only
-/// the hash table.
+/// gzip at `Compression::fast()`, with the deflate state kept between
+/// batches: a new state allocates and zeroes some 300 KB of tables, a reset
+/// clears only the hash table.
 #[derive(Default)]
 struct Gzip {
-    out: Vec<u8>,
     deflate: Option<flate2::Compress>,
 }
 
@@ -499,7 +505,8 @@ struct Gzip {
 const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 4, 255];
 
 impl Gzip {
-    fn compress(&mut self, input: &[u8]) -> Result<&[u8], OTelSdkError> {
+    /// Writes the gzip stream of `input` into `out`, emptied first.
+    fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), OTelSdkError> {
         let failed = |why: &dyn fmt::Display| {
             OTelSdkError::InternalFailure(format!("gzip of the request failed: {why}"))
         };
@@ -507,7 +514,6 @@ impl Gzip {
             .deflate
             .get_or_insert_with(|| flate2::Compress::new(flate2::Compression::fast(), false));
         deflate.reset();
-        let out = &mut self.out;
         out.clear();
         out.reserve(input.len() / 3 + 1024);
         out.extend_from_slice(&GZIP_HEADER);
@@ -518,7 +524,7 @@ impl Gzip {
                 Ok(flate2::Status::StreamEnd) => break,
                 // Out of room: `compress_vec` writes only into spare capacity.
                 Ok(flate2::Status::Ok | flate2::Status::BufError) => {
-                    out.reserve(out.len().max(4096))
+                    out.reserve(out.len().max(4096));
                 }
                 Err(why) => {
                     // The state may be half-way through a stream: start afresh next time.
@@ -530,7 +536,7 @@ impl Gzip {
         out.extend_from_slice(&crc32fast::hash(input).to_le_bytes());
         // ISIZE: the input's length modulo 2^32.
         out.extend_from_slice(&(input.len() as u32).to_le_bytes());
-        Ok(out)
+        Ok(())
     }
 }
 
@@ -1896,9 +1902,11 @@ mod tests {
         let noise: Vec<u8> = (0..300_000).map(|_| rng.next() as u8).collect();
         let repeated = batch.repeat(200);
         for input in [&batch[..], &[], &noise[..], b"a", &repeated[..], &batch[..]] {
-            let gzipped = gzip.compress(input).unwrap().to_vec();
+            let mut gzipped = vec![1, 2, 3]; // left over from an earlier batch
+            gzip.compress(input, &mut gzipped).unwrap();
             assert_eq!(gunzip(&gzipped), input, "{} bytes in", input.len());
-            let fresh = Gzip::default().compress(input).unwrap().to_vec();
+            let mut fresh = Vec::new();
+            Gzip::default().compress(input, &mut fresh).unwrap();
             assert!(gzipped == fresh, "{} bytes in", input.len());
             // As small as flate2's `GzEncoder` at the same level (which
             // ends with an empty final block, one byte more).
@@ -2293,6 +2301,7 @@ mod tests {
         let encoded = wire::Resource::new(&resource);
         let (mut buf, mut groups, mut gzip) =
             (Vec::new(), wire::Groups::default(), Gzip::default());
+        let mut gzipped = Vec::new();
         let attributes = ResourceAttributesWithSchema::from(&resource);
 
         // Per round, for the medians and minima (the machine may be busy).
@@ -2306,13 +2315,13 @@ mod tests {
             request(&mut buf, &copy, &encoded, &mut groups, None);
             drop(copy);
             let encoded_at = Instant::now();
-            let gzipped = gzip.compress(&buf).unwrap().len();
+            gzip.compress(&buf, &mut gzipped).unwrap();
             let done = Instant::now();
             std::hint::black_box(gz_encoder(&buf));
             times[0].push(encoded_at - started);
             times[1].push(done - encoded_at);
             times[4].push(done.elapsed());
-            sizes = (buf.len(), gzipped);
+            sizes = (buf.len(), gzipped.len());
 
             let copy = batch.clone();
             let started = Instant::now();
@@ -2328,7 +2337,7 @@ mod tests {
 
             // What the benchmarks' receiver then does with the request.
             let started = Instant::now();
-            let request = ExportTraceServiceRequest::decode(gunzip(gzip.out.as_slice()).as_slice());
+            let request = ExportTraceServiceRequest::decode(gunzip(&gzipped).as_slice());
             std::hint::black_box(request.unwrap());
             times[5].push(started.elapsed());
         }

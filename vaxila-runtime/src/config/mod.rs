@@ -202,7 +202,9 @@ impl Compression {
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct BatchSettings {
-    /// Spans queued for export at most; spans ended while it is full are dropped.
+    /// Spans queued for export at most; spans ended while it is full are
+    /// dropped. Besides the queue, the pipeline holds two batches at most:
+    /// one being sent, the next encoded and waiting for it.
     pub max_queue_size: usize,
     /// Spans in one export request at most.
     pub max_export_batch_size: usize,

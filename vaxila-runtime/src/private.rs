@@ -308,10 +308,12 @@ impl Span {
         let parent_span = parent.span();
         let parent_sc = parent_span.span_context();
         let inherits = parent_sc.is_valid();
-        let trace_id = if inherits {
-            parent_sc.trace_id()
+        // A root's ids are drawn together; a child's span id once sampled.
+        let (trace_id, root_span_id) = if inherits {
+            (parent_sc.trace_id(), None)
         } else {
-            crate::record::new_trace_id()
+            let (trace_id, span_id) = crate::record::new_root_ids();
+            (trace_id, Some(span_id))
         };
         // What every sampler of the SDK's gives a span.
         let trace_state = parent_sc.trace_state().clone();
@@ -325,7 +327,7 @@ impl Span {
             }
             let span_context = SpanContext::new(
                 trace_id,
-                crate::record::new_span_id(),
+                root_span_id.unwrap_or_else(crate::record::new_span_id),
                 TraceFlags::default(),
                 false,
                 trace_state,
@@ -342,7 +344,16 @@ impl Span {
         } else {
             &SpanContext::NONE
         };
-        *self.inner = Self::begin_sampled(fast, site, parent, parent_sc, trace_id, trace_state);
+        let span_id = root_span_id.unwrap_or_else(crate::record::new_span_id);
+        *self.inner = Self::begin_sampled(
+            fast,
+            site,
+            parent,
+            parent_sc,
+            trace_id,
+            span_id,
+            trace_state,
+        );
     }
 
     /// Leaves the span unrecorded, its body in `parent`'s context: nothing
@@ -362,6 +373,7 @@ impl Span {
         parent: &Context,
         parent_sc: &SpanContext,
         trace_id: TraceId,
+        span_id: SpanId,
         trace_state: TraceState,
     ) -> Inner
     where
@@ -370,7 +382,7 @@ impl Span {
     {
         let span_context = SpanContext::new(
             trace_id,
-            crate::record::new_span_id(),
+            span_id,
             parent_sc.trace_flags().with_sampled(true),
             false,
             trace_state,

@@ -427,22 +427,23 @@ std::thread_local! {
     static IDS: RefCell<Option<(u64, StdRng)>> = const { RefCell::new(None) };
 }
 
-/// A random `u64`, from a ChaCha generator per thread seeded by the OS, as
+/// `N` random `u64`s, from a ChaCha generator per thread seeded by the OS, as
 /// the SDK's ids are: ids sent to other services (`traceparent`) must not
 /// tell what the next ones will be.
-fn next_u64() -> u64 {
+fn random<const N: usize>() -> [u64; N] {
+    let draw = |rng: &mut StdRng| std::array::from_fn(|_| rng.next_u64());
     IDS.try_with(|ids| {
         let mut ids = ids.try_borrow_mut().ok()?;
         let now = crate::fork::generation();
         if !matches!(&*ids, Some((seeded, _)) if *seeded == now) {
             *ids = Some((now, generator()));
         }
-        ids.as_mut().map(|(_, rng)| rng.next_u64())
+        ids.as_mut().map(|(_, rng)| draw(rng))
     })
     .ok()
     .flatten()
-    // A thread being torn down: a generator of its own for this one id.
-    .unwrap_or_else(|| generator().next_u64())
+    // A thread being torn down: a generator of its own for these ids.
+    .unwrap_or_else(|| draw(&mut generator()))
 }
 
 fn generator() -> StdRng {
@@ -463,7 +464,7 @@ fn generator() -> StdRng {
 
 pub(crate) fn new_span_id() -> SpanId {
     loop {
-        let id = next_u64();
+        let [id] = random();
         if id != 0 {
             return SpanId::from(id);
         }
@@ -472,11 +473,29 @@ pub(crate) fn new_span_id() -> SpanId {
 
 pub(crate) fn new_trace_id() -> TraceId {
     loop {
-        let id = (u128::from(next_u64()) << 64) | u128::from(next_u64());
+        let [high, low] = random();
+        let id = (u128::from(high) << 64) | u128::from(low);
         if id != 0 {
             return TraceId::from(id);
         }
     }
+}
+
+/// The ids of a root span, drawn at once.
+pub(crate) fn new_root_ids() -> (TraceId, SpanId) {
+    let [high, low, span] = random();
+    let trace = (u128::from(high) << 64) | u128::from(low);
+    let trace = if trace == 0 {
+        new_trace_id()
+    } else {
+        TraceId::from(trace)
+    };
+    let span = if span == 0 {
+        new_span_id()
+    } else {
+        SpanId::from(span)
+    };
+    (trace, span)
 }
 
 #[cfg(test)]
@@ -556,6 +575,13 @@ mod tests {
         assert!(!spans.contains(&SpanId::INVALID));
         let traces: HashSet<_> = (0..100_000).map(|_| new_trace_id()).collect();
         assert_eq!(traces.len(), 100_000);
+        let (roots, root_spans): (HashSet<_>, HashSet<_>) =
+            (0..100_000).map(|_| new_root_ids()).unzip();
+        assert_eq!((roots.len(), root_spans.len()), (100_000, 100_000));
+        assert!(!roots.contains(&TraceId::INVALID));
+        assert!(!root_spans.contains(&SpanId::INVALID));
+        // Drawn from the same stream, never one from the other's values.
+        assert!(root_spans.is_disjoint(&spans));
     }
 
     #[test]

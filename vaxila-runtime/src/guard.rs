@@ -4,8 +4,8 @@
 //!
 //! Flushing and shutting down are blocking calls into the SDK, which only
 //! send a message to the batch processor's thread and wait for its answer;
-//! the HTTP client they end up using lives on that thread (see
-//! `pipeline`), never on the caller's. The guard makes the call on a short
+//! the HTTP client they end up using lives on the processor's own threads
+//! (see `batch` and `otlp`), never on the caller's. The guard makes the call on a short
 //! helper thread and waits for the answer with a deadline, so that:
 //!
 //! - on a Tokio worker (multi-thread or current-thread `#[tokio::main]`) the

@@ -390,14 +390,14 @@ fn installed() -> Option<Installed> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use opentelemetry::trace::{SpanId, SpanKind, TraceFlags, TraceState};
     use opentelemetry_sdk::trace::{SamplingDecision, ShouldSample as _};
 
     /// Every parent a span can have: none, and local or remote, sampled or
     /// not, valid or not.
-    fn parents() -> Vec<Context> {
+    pub(crate) fn parents() -> Vec<Context> {
         let mut parents = vec![Context::new()];
         for remote in [false, true] {
             for flags in [TraceFlags::SAMPLED, TraceFlags::default()] {

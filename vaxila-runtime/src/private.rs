@@ -985,24 +985,11 @@ mod tests {
 
     static META: Meta = Meta::new("f", SpanKind::Internal, "m::f", "src/m.rs", 1);
 
-    /// Every current context a span can start in: none, the export path's,
-    /// and spans local or remote, sampled or not, valid or not.
+    /// Every current context a span can start in: every parent, and the
+    /// export path's.
     fn contexts() -> Vec<Context> {
-        let mut contexts = vec![Context::new(), Context::new().with_telemetry_suppressed()];
-        for remote in [false, true] {
-            for flags in [TraceFlags::SAMPLED, TraceFlags::default()] {
-                for trace_id in [TraceId::from(0x1234_5678_9abc_def0_u128), TraceId::INVALID] {
-                    let span_context = SpanContext::new(
-                        trace_id,
-                        SpanId::from(7),
-                        flags,
-                        remote,
-                        TraceState::NONE,
-                    );
-                    contexts.push(Context::new().with_remote_span_context(span_context));
-                }
-            }
-        }
+        let mut contexts = crate::global::tests::parents();
+        contexts.push(Context::new().with_telemetry_suppressed());
         contexts
     }
 

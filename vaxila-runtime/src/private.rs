@@ -21,7 +21,6 @@ use std::borrow::Cow;
 use std::cell::Cell;
 use std::fmt::{Debug, Display};
 use std::future::Future;
-use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
@@ -36,7 +35,7 @@ pub use crate::attribute::AttributeValue;
 pub use opentelemetry::trace::SpanKind;
 
 use crate::global::{Fast, Installed};
-use crate::record::{Code, Live, Record};
+use crate::record::{Code, Live, Record, State};
 
 /// What a span site knows at compile time, built once as a `static`.
 #[derive(Debug)]
@@ -70,30 +69,13 @@ impl Meta {
 
 /// One span of an instrumented call: started by `start*`, ended on drop.
 ///
-/// Before `init` it holds nothing and every method returns at once.
+/// Before `init` it holds nothing and every method returns at once. It is
+/// one pointer, `None` when off, so that it travels in a register: before
+/// `init` the compiler then sees every check of it fold away.
 #[derive(Debug)]
 pub struct Span {
-    /// Dropped by `Span::drop` alone (it leaves `Off`, which holds nothing),
-    /// so that before `init` no drop glue runs after it.
-    inner: ManuallyDrop<Inner>,
-}
-
-#[derive(Debug)]
-enum Inner {
-    /// Before `init`; or not sampled, with nothing for its body to inherit
-    /// (its parent's context, current already, says "not sampled" as well).
-    Off,
-    /// A context for the body and no record: an unsampled root, current so
-    /// that its children are dropped with it; or an SDK span, recording or
-    /// not (a provider of the user's).
-    Context { cx: Context, recording: bool },
-    /// Not recorded, and no context of its own: its body runs in its
-    /// parent's context (an explicit parent's, or none for a root), which
-    /// decides its children as this span would have. Under the current
-    /// context, `Off` does the same for nothing.
-    Borrowed(Context),
-    /// A sampled span of ours.
-    Live(Box<Live>),
+    /// The span's box (see `record::State` for what it may hold).
+    live: Option<Box<Live>>,
 }
 
 std::thread_local! {
@@ -187,13 +169,7 @@ pub(crate) struct Site<A> {
 }
 
 impl Span {
-    const OFF: Self = Self::new(Inner::Off);
-
-    const fn new(inner: Inner) -> Self {
-        Self {
-            inner: ManuallyDrop::new(inner),
-        }
-    }
+    const OFF: Self = Self { live: None };
 
     /// Starts a span whose parent is the current context.
     #[inline]
@@ -228,6 +204,7 @@ impl Span {
     /// One call from the instrumented function; everything it calls is
     /// inlined into it.
     #[inline(never)]
+    #[cold]
     fn start_meta(meta: &'static Meta, parent: Parent<'_>) -> Self {
         Self::begin(
             Site {
@@ -280,7 +257,7 @@ impl Span {
     {
         match &installed.fast {
             Some(fast) => self.begin_fast(fast, site, parent, current),
-            None => *self.inner = Self::begin_sdk(&installed.tracer, site, parent),
+            None => self.live = Some(Self::begin_sdk(&installed.tracer, site, parent)),
         }
     }
 
@@ -332,10 +309,10 @@ impl Span {
                 false,
                 trace_state,
             );
-            *self.inner = Inner::Context {
-                cx: parent.with_remote_span_context(span_context),
-                recording: false,
-            };
+            self.live = Some(Live::holding(
+                parent.with_remote_span_context(span_context),
+                State::Context { recording: false },
+            ));
             return;
         }
         // An active parent that is not valid is no parent (as in the SDK).
@@ -345,7 +322,7 @@ impl Span {
             &SpanContext::NONE
         };
         let span_id = root_span_id.unwrap_or_else(crate::record::new_span_id);
-        *self.inner = Self::begin_sampled(
+        self.live = Some(Self::begin_sampled(
             fast,
             site,
             parent,
@@ -353,7 +330,7 @@ impl Span {
             trace_id,
             span_id,
             trace_state,
-        );
+        ));
     }
 
     /// Leaves the span unrecorded, its body in `parent`'s context: nothing
@@ -361,7 +338,7 @@ impl Span {
     #[inline(always)]
     fn lend(&mut self, parent: &Context, current: bool) {
         if !current {
-            *self.inner = Inner::Borrowed(parent.clone());
+            self.live = Some(Live::holding(parent.clone(), State::Borrowed));
         }
     }
 
@@ -375,7 +352,7 @@ impl Span {
         trace_id: TraceId,
         span_id: SpanId,
         trace_state: TraceState,
-    ) -> Inner
+    ) -> Box<Live>
     where
         A: FnOnce() -> I,
         I: IntoIterator<Item = KeyValue>,
@@ -404,7 +381,7 @@ impl Span {
         for attribute in (site.attributes)() {
             record.set_attribute(attribute);
         }
-        Inner::Live(live)
+        live
     }
 
     /// An SDK span, for a provider of the user's.
@@ -412,7 +389,7 @@ impl Span {
         tracer: &opentelemetry_sdk::trace::SdkTracer,
         site: Site<A>,
         parent: &Context,
-    ) -> Inner
+    ) -> Box<Live>
     where
         A: FnOnce() -> I,
         I: IntoIterator<Item = KeyValue>,
@@ -427,10 +404,7 @@ impl Span {
             attributes.extend((site.attributes)());
             span.set_attributes(attributes);
         }
-        Inner::Context {
-            cx: parent.with_span(span),
-            recording,
-        }
+        Live::holding(parent.with_span(span), State::Context { recording })
     }
 
     /// Whether attributes given to this span are kept. Attribute expressions
@@ -438,29 +412,20 @@ impl Span {
     #[inline]
     #[must_use]
     pub fn is_recording(&self) -> bool {
-        match &*self.inner {
-            Inner::Off | Inner::Borrowed(_) => false,
-            Inner::Context { recording, .. } => *recording,
-            Inner::Live(_) => true,
+        match self.live.as_deref().map(|live| live.state) {
+            None | Some(State::Borrowed) => false,
+            Some(State::Context { recording }) => recording,
+            Some(State::Recording) => true,
         }
     }
 
-    /// What is recorded on this span goes to its record or its SDK span.
+    // Whatever is not inlined takes the span's box, never `&mut self`: the
+    // span itself then never leaves a register, and before `init` every
+    // check of it folds away.
     #[inline]
-    fn target(&mut self) -> Option<Target<'_>> {
-        match &mut *self.inner {
-            Inner::Live(live) => Some(Target::Record(live.record.get_mut())),
-            Inner::Context {
-                cx,
-                recording: true,
-            } => Some(Target::Sdk(cx.span())),
-            _ => None,
-        }
-    }
-
     fn set(&mut self, key: &'static str, value: Value) {
-        if let Some(mut target) = self.target() {
-            target.set_attribute(KeyValue::new(key, value));
+        if let Some(live) = self.live.as_deref_mut() {
+            set(live, key, value);
         }
     }
 
@@ -497,17 +462,15 @@ impl Span {
     /// of copying it (the span needs it no more: its ids are in its record).
     #[inline]
     pub fn in_scope<R>(&mut self, f: impl FnOnce() -> R) -> R {
-        match &mut *self.inner {
-            Inner::Off => f(),
-            Inner::Context { cx, .. } | Inner::Borrowed(cx) => {
-                let cx = cx.clone();
-                self.run_in(cx, &mut false, f)
-            }
-            Inner::Live(live) => {
-                let cx = std::mem::replace(&mut live.cx, Context::new());
-                self.run_in(cx, &mut false, f)
-            }
-        }
+        let Some(live) = self.live.as_deref_mut() else {
+            return f();
+        };
+        let cx = match live.state {
+            // An SDK span's context is how it is ended.
+            State::Context { .. } => live.cx.clone(),
+            State::Recording | State::Borrowed => std::mem::take(&mut live.cx),
+        };
+        run_in(live, cx, &mut false, f)
     }
 
     /// Polls `future` with this span as the current context on every poll.
@@ -526,29 +489,47 @@ impl Span {
 
     /// Marks the span failed by an error: status Error with `message`,
     /// `error.type`, and an `exception` event.
+    #[inline]
     pub fn record_error(&mut self, type_name: &'static str, message: &dyn Display) {
-        if !self.is_recording() {
-            return;
-        }
-        let message = message.to_string();
-        if let Some(mut target) = self.target() {
-            record_exception(&mut target, type_name, message);
-        }
-    }
-
-    fn record_panic(&mut self, payload: &(dyn Any + Send)) {
-        let message = payload
-            .downcast_ref::<&str>()
-            .copied()
-            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-            .unwrap_or("Box<dyn Any>");
-        if let Some(mut target) = self.target() {
-            record_exception(&mut target, "panic", message.to_owned());
+        if let Some(live) = self.live.as_deref_mut() {
+            record_error(live, type_name, message);
         }
     }
 
     pub(crate) fn record_cancelled(&mut self) {
         self.set("vaxila.cancelled", Value::Bool(true));
+    }
+}
+
+/// What is recorded on the span in `live` goes to its record or its SDK span.
+fn target(live: &mut Live) -> Option<Target<'_>> {
+    match live.state {
+        State::Recording => Some(Target::Record(live.record.get_mut())),
+        State::Context { recording: true } => Some(Target::Sdk(live.cx.span())),
+        _ => None,
+    }
+}
+
+fn set(live: &mut Live, key: &'static str, value: Value) {
+    if let Some(mut target) = target(live) {
+        target.set_attribute(KeyValue::new(key, value));
+    }
+}
+
+fn record_error(live: &mut Live, type_name: &'static str, message: &dyn Display) {
+    if let Some(mut target) = target(live) {
+        record_exception(&mut target, type_name, message.to_string());
+    }
+}
+
+fn record_panic(live: &mut Live, payload: &(dyn Any + Send)) {
+    let message = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("Box<dyn Any>");
+    if let Some(mut target) = target(live) {
+        record_exception(&mut target, "panic", message.to_owned());
     }
 }
 
@@ -599,20 +580,26 @@ pub(crate) fn record_exception(target: &mut Target<'_>, type_name: &'static str,
 impl Drop for Span {
     #[inline]
     fn drop(&mut self) {
-        // Before `init`, the one branch an instrumented call pays for here.
-        if !matches!(*self.inner, Inner::Off) {
-            self.end();
+        // Before `init`, a test of a pointer the compiler knows is null.
+        if let Some(live) = self.live.take() {
+            Self::end(live);
         }
     }
 }
 
 impl Span {
     #[inline(never)]
-    fn end(&mut self) {
-        match std::mem::replace(&mut *self.inner, Inner::Off) {
-            Inner::Off | Inner::Borrowed(_) => {}
-            Inner::Context { cx, .. } => cx.span().end(),
-            Inner::Live(live) => end(live),
+    fn end(mut live: Box<Live>) {
+        match live.state {
+            State::Recording => end(live),
+            State::Context { .. } => {
+                std::mem::take(&mut live.cx).span().end();
+                crate::record::recycle_here(live);
+            }
+            State::Borrowed => {
+                live.cx = Context::new();
+                crate::record::recycle_here(live);
+            }
         }
     }
 }
@@ -666,33 +653,28 @@ impl Span {
     /// future or stream that runs inside a span, go through here.
     #[inline]
     pub(crate) fn poll_in<T>(&mut self, done: &mut bool, poll: impl FnOnce() -> T) -> T {
-        let cx = match &*self.inner {
-            Inner::Off => return poll(),
-            Inner::Context { cx, .. } | Inner::Borrowed(cx) => cx.clone(),
-            Inner::Live(live) => live.cx.clone(),
+        let Some(live) = self.live.as_deref_mut() else {
+            return poll();
         };
-        self.run_in(cx, done, poll)
+        let cx = live.cx.clone();
+        run_in(live, cx, done, poll)
     }
+}
 
-    /// [`poll_in`](Self::poll_in) with `cx`, this span's context.
-    #[inline]
-    fn run_in<T>(&mut self, cx: Context, done: &mut bool, poll: impl FnOnce() -> T) -> T {
-        let live = match &*self.inner {
-            Inner::Live(live) => Some(&**live),
-            _ => None,
-        };
-        let attached = cx.attach();
-        let entered = live.map(|live| enter(live));
-        let result = catch_unwind(AssertUnwindSafe(poll));
-        drop(entered);
-        drop(attached);
-        match result {
-            Ok(value) => value,
-            Err(payload) => {
-                *done = true;
-                self.record_panic(&*payload);
-                resume_unwind(payload)
-            }
+/// [`Span::poll_in`] with `cx`, the context of the span in `live`.
+#[inline]
+fn run_in<T>(live: &mut Live, cx: Context, done: &mut bool, poll: impl FnOnce() -> T) -> T {
+    let attached = cx.attach();
+    let entered = (live.state == State::Recording).then(|| enter(live));
+    let result = catch_unwind(AssertUnwindSafe(poll));
+    drop(entered);
+    drop(attached);
+    match result {
+        Ok(value) => value,
+        Err(payload) => {
+            *done = true;
+            record_panic(live, &*payload);
+            resume_unwind(payload)
         }
     }
 }
@@ -921,16 +903,14 @@ impl Span {
 
     /// The context the span's body runs in, `None` when it is off.
     pub(crate) fn context(&self) -> Option<&Context> {
-        match &*self.inner {
-            Inner::Off => None,
-            Inner::Context { cx, .. } | Inner::Borrowed(cx) => Some(cx),
-            Inner::Live(live) => Some(&live.cx),
-        }
+        self.live.as_deref().map(|live| &live.cx)
     }
 
     /// Whether it is a span of ours, recorded by this crate.
     pub(crate) fn is_live(&self) -> bool {
-        matches!(*self.inner, Inner::Live(_))
+        self.live
+            .as_deref()
+            .is_some_and(|live| live.state == State::Recording)
     }
 
     #[cfg(any(feature = "axum", feature = "reqwest", feature = "sqlx"))]
@@ -960,7 +940,7 @@ impl Span {
     #[cfg(any(feature = "axum", feature = "reqwest", feature = "sqlx"))]
     /// Records `value` under a key made at run time.
     pub(crate) fn set_attribute(&mut self, attribute: KeyValue) {
-        if let Some(mut target) = self.target() {
+        if let Some(mut target) = self.live.as_deref_mut().and_then(target) {
             target.set_attribute(attribute);
         }
     }
@@ -969,7 +949,7 @@ impl Span {
     /// Status Error and `error.type`, without an exception event: an HTTP
     /// status that means failure is no exception.
     pub(crate) fn set_failed(&mut self, error_type: String, description: String) {
-        if let Some(mut target) = self.target() {
+        if let Some(mut target) = self.live.as_deref_mut().and_then(target) {
             target.set_attribute(KeyValue::new("error.type", error_type));
             target.set_status(Status::error(description));
         }
@@ -1025,7 +1005,7 @@ mod tests {
                             };
                             span.begin_fast(&fast, site, &cx, true);
                             assert!(
-                                matches!(*span.inner, Inner::Off),
+                                span.live.is_none(),
                                 "ratio {ratio}, parent_based {parent_based}, {kind:?}, {cx:?}: {span:?}"
                             );
                         }

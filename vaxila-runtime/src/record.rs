@@ -169,6 +169,25 @@ pub(crate) struct Live {
     /// Borrowed by `current_span()` and by `tracing` events while the span
     /// is entered; `&mut` otherwise.
     pub(crate) record: RefCell<Record>,
+    /// What the box holds a span of.
+    pub(crate) state: State,
+}
+
+/// What a span's box holds: a record, or only a context for its body (the
+/// box, reused, saves a `Span` the room for one, so that a `Span` is a
+/// pointer and costs nothing before `init`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum State {
+    /// A sampled span of ours, recorded in `record`.
+    Recording,
+    /// No record, a context of its own: an unsampled root, current so that
+    /// its children are dropped with it; or an SDK span, recording or not
+    /// (a provider of the user's), which the context holds.
+    Context { recording: bool },
+    /// Not recorded, and no context of its own: its body runs in its
+    /// parent's context (an explicit parent's, or none for a root), which
+    /// decides its children as this span would have.
+    Borrowed,
 }
 
 // SAFETY: `prev` is only set and read on the thread that entered the span,
@@ -195,6 +214,7 @@ impl Live {
         live.pipeline = pipeline;
         live.span_id = span_context.span_id();
         live.cx = cx;
+        live.state = State::Recording;
         let record = live.record.get_mut();
         // Emptied when it was exported (`take_span_data`), unless it was
         // discarded: then this drops what it held.
@@ -215,8 +235,18 @@ impl Live {
         live
     }
 
+    /// A span that holds only `cx`, for its body, in a reused box.
+    pub(crate) fn holding(cx: Context, state: State) -> Box<Self> {
+        let mut live = take();
+        live.cx = cx;
+        live.span_id = SpanId::INVALID;
+        live.state = state;
+        live
+    }
+
     fn empty() -> Self {
         Self {
+            state: State::Recording,
             cx: Context::new(),
             span_id: SpanId::INVALID,
             pipeline: 0,

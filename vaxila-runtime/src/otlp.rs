@@ -197,7 +197,7 @@ impl OtlpExporter {
     /// Writes the request of the batch processor's `batch` into `out`:
     /// the protobuf, compressed as configured. Our records are encoded as
     /// they are, never made `SpanData`, and emptied for their threads' next
-    /// spans once encoded; `anchor` is let go as soon as they are.
+    /// spans once encoded; `anchor` is let go once the request is written.
     pub(crate) fn encode_items(
         &self,
         batch: &mut Vec<Item>,
@@ -205,26 +205,7 @@ impl OtlpExporter {
         value_length: Option<usize>,
         out: &mut Vec<u8>,
     ) -> OTelSdkResult {
-        if self.shut_down.load(Ordering::Relaxed) {
-            return Err(OTelSdkError::AlreadyShutdown);
-        }
-        let mut scratch = self.scratch.lock().unwrap_or_else(PoisonError::into_inner);
-        let Scratch {
-            body,
-            groups,
-            code,
-            gzip,
-        } = &mut *scratch;
-        let env = wire::Env {
-            anchor: Some(&anchor),
-            cut: wire::Cut(value_length),
-            code: Some(code),
-        };
-        let protobuf = match self.compression {
-            Compression::Gzip => &mut *body,
-            Compression::None => &mut *out,
-        };
-        wire::request(protobuf, batch, &self.resource, groups, &env);
+        let result = self.encode(batch, Some(&anchor), wire::Cut(value_length), out);
         // Other threads' conversions (the console's, the testing kit's) wait for it.
         drop(anchor);
         for item in batch.drain(..) {
@@ -233,6 +214,43 @@ impl OtlpExporter {
                 crate::record::recycle(live);
             }
         }
+        result
+    }
+
+    /// Exports `spans`, as the SDK's exporters do.
+    fn export_batch(&self, spans: &[SpanData]) -> OTelSdkResult {
+        let mut out = Vec::new();
+        self.encode(spans, None, wire::Cut(None), &mut out)?;
+        self.deliver(&out)
+    }
+
+    /// Writes the request of `spans` into `out`: the protobuf, compressed
+    /// as configured, each checked against the size a collector accepts.
+    fn encode<T: wire::Encode>(
+        &self,
+        spans: &[T],
+        anchor: Option<&Anchor>,
+        cut: wire::Cut,
+        out: &mut Vec<u8>,
+    ) -> OTelSdkResult {
+        if self.shut_down.load(Ordering::Relaxed) {
+            return Err(OTelSdkError::AlreadyShutdown);
+        }
+        // A panic in an earlier export (caught by the batch processor) left
+        // nothing in the buffers that the next export relies on.
+        let mut scratch = self.scratch.lock().unwrap_or_else(PoisonError::into_inner);
+        let Scratch {
+            body,
+            groups,
+            code,
+            gzip,
+        } = &mut *scratch;
+        let env = wire::Env { anchor, cut, code };
+        let protobuf = match self.compression {
+            Compression::Gzip => &mut *body,
+            Compression::None => &mut *out,
+        };
+        wire::request(protobuf, spans, &self.resource, groups, &env);
         let result = check_size(protobuf.len(), "uncompressed").and_then(|()| {
             if let Compression::Gzip = self.compression {
                 gzip.compress(body, out)?;
@@ -242,33 +260,6 @@ impl OtlpExporter {
         });
         trim(body);
         result
-    }
-
-    /// Exports `spans`, as the SDK's exporters do.
-    fn export_batch(&self, spans: &[SpanData]) -> OTelSdkResult {
-        if self.shut_down.load(Ordering::Relaxed) {
-            return Err(OTelSdkError::AlreadyShutdown);
-        }
-        let mut scratch = self.scratch.lock().unwrap_or_else(PoisonError::into_inner);
-        let env = wire::Env {
-            anchor: None,
-            cut: wire::Cut(None),
-            code: None,
-        };
-        let Scratch {
-            body, groups, gzip, ..
-        } = &mut *scratch;
-        wire::request(body, spans, &self.resource, groups, &env);
-        check_size(body.len(), "uncompressed")?;
-        match self.compression {
-            Compression::Gzip => {
-                let mut out = Vec::new();
-                gzip.compress(body, &mut out)?;
-                check_size(out.len(), "gzipped")?;
-                self.deliver(&out)
-            }
-            Compression::None => self.deliver(body),
-        }
     }
 
     /// Sends `body`, retrying as `opentelemetry-otlp` 0.33 does
@@ -598,7 +589,7 @@ mod wire {
         /// `[limits] attribute_value_length`.
         pub(super) cut: Cut,
         /// The bytes of the `code.*` attributes of the functions seen so far.
-        pub(super) code: Option<&'a RefCell<CodeCache>>,
+        pub(super) code: &'a RefCell<CodeCache>,
     }
 
     /// The encoded `code.*` attributes of span sites, which are the same
@@ -766,9 +757,9 @@ mod wire {
                 status: view.status(),
             };
             span(buf, &fields, env.cut, |buf| {
-                match env.code.and_then(|code| code.try_borrow_mut().ok()) {
-                    Some(mut code) => code.write(buf, &view, env.cut),
-                    None => view.code().for_each(|kv| key_value(buf, 9, &kv, env.cut)),
+                // Never borrowed elsewhere: the encoder runs on one thread.
+                if let Ok(mut code) = env.code.try_borrow_mut() {
+                    code.write(buf, &view, env.cut);
                 }
                 for kv in view.attributes() {
                     key_value(buf, 9, kv, env.cut);
@@ -1276,7 +1267,7 @@ mod tests {
         let env = wire::Env {
             anchor: None,
             cut: wire::Cut(cut),
-            code: None,
+            code: &std::cell::RefCell::default(),
         };
         wire::request(buf, spans, resource, groups, &env);
     }
@@ -1864,11 +1855,15 @@ mod tests {
             if let Some(limit) = cut {
                 expected.iter_mut().for_each(|s| cut_span_data(s, limit));
             }
+            // A cache kept from round to round one round in two, a new one
+            // in the others.
+            if round % 2 == 1 {
+                code.take();
+            }
             let env = wire::Env {
                 anchor: Some(&anchor),
                 cut: wire::Cut(cut),
-                // Through the cache one round in two.
-                code: (round % 2 == 0).then_some(&code),
+                code: &code,
             };
             wire::request(&mut buf, &items, &encoded, &mut groups, &env);
             assert!(

@@ -10,6 +10,8 @@
 //! See `docs/benchmarks.md` for the results and what each number includes.
 
 use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use opentelemetry::KeyValue;
@@ -50,12 +52,40 @@ fn with_sdk(tracer: &opentelemetry_sdk::trace::SdkTracer, id: i64) -> i64 {
     })
 }
 
+/// fastrace records at most 10,240 spans under one local parent and
+/// silently records none after that, so a benchmark under one long-lived
+/// root measures a span that is not recorded. A root every this many calls
+/// keeps every child recorded; its own cost, shared by them, is included.
+const FASTRACE_SPANS_PER_ROOT: u64 = 1_000;
+
+/// Spans fastrace reported, to check that the children were recorded.
+static FASTRACE_REPORTED: AtomicU64 = AtomicU64::new(0);
+
 struct Discard;
 
 impl fastrace::collector::Reporter for Discard {
     fn report(&mut self, spans: Vec<fastrace::collector::SpanRecord>) {
+        FASTRACE_REPORTED.fetch_add(spans.len() as u64, Ordering::Relaxed);
         black_box(spans);
     }
+}
+
+/// `iters` calls of `with_fastrace`, each a recorded child span.
+fn fastrace_children(iters: u64) -> Duration {
+    let start = Instant::now();
+    let mut left = iters;
+    while left > 0 {
+        let calls = left.min(FASTRACE_SPANS_PER_ROOT);
+        let root = fastrace::Span::root("root", fastrace::prelude::SpanContext::random());
+        let parent = root.set_local_parent();
+        for _ in 0..calls {
+            with_fastrace(black_box(42));
+        }
+        drop(parent);
+        drop(root);
+        left -= calls;
+    }
+    start.elapsed()
 }
 
 fn vaxila(sink: &support::Sink, ratio: f64) -> vaxila::Guard {
@@ -130,11 +160,17 @@ fn instrumented_call(c: &mut Criterion) {
     let _ = off.shutdown();
 
     fastrace::set_reporter(Discard, fastrace::collector::Config::default());
-    let root = fastrace::Span::root("root", fastrace::prelude::SpanContext::random());
-    let _parent = root.set_local_parent();
+    let mut calls = 0;
     group.bench_function("fastrace_child", |b| {
-        b.iter(|| with_fastrace(black_box(42)));
+        b.iter_custom(|iters| {
+            calls += iters;
+            fastrace_children(iters)
+        });
     });
+    fastrace::flush();
+    // Each call's span, and a root per `FASTRACE_SPANS_PER_ROOT` of them.
+    let reported = FASTRACE_REPORTED.load(Ordering::Relaxed);
+    eprintln!("fastrace_child: {reported} spans reported of {calls} calls and their roots");
     group.finish();
 }
 

@@ -440,7 +440,11 @@ impl BatchProcessor {
             }
             // A full queue is a batch ready, whatever the count says (a
             // queue smaller than two batches can fill between two nudges).
-            if !self.queue.nudged.swap(true, Ordering::AcqRel) {
+            // Read before it is written, as every span dropped here asks:
+            // the export thread clears it when it takes a batch.
+            if !self.queue.nudged.load(Ordering::Relaxed)
+                && !self.queue.nudged.swap(true, Ordering::AcqRel)
+            {
                 let _ = self.control.send(Control::Batch);
             }
             self.counters

@@ -105,8 +105,21 @@ pub(crate) struct Anchor(MutexGuard<'static, VecDeque<Reading>>);
 
 impl Anchor {
     pub(crate) fn now() -> Self {
-        let mut history = history();
-        push(&mut history, Reading::now());
+        Self::over(history())
+    }
+
+    /// An anchor over `history`, with a reading of now added if its newest
+    /// is over a second old.
+    fn over(mut history: MutexGuard<'static, VecDeque<Reading>>) -> Self {
+        // Anchors a second apart, however often batches are exported: the
+        // stamps of a batch then find theirs among the newest two.
+        let raw = clock().raw();
+        let stale = history
+            .back()
+            .is_none_or(|newest| clock().delta_as_nanos(newest.raw, raw) > SPACING_NS);
+        if stale {
+            push(&mut history, Reading::new(raw, SystemTime::now()));
+        }
         Self(history)
     }
 
@@ -244,6 +257,28 @@ mod tests {
         }
         drop(anchor);
         history().clear();
+    }
+
+    #[test]
+    fn batches_exported_within_a_second_share_their_anchor() {
+        let mut readings = history();
+        readings.clear();
+        let mut anchor = Anchor::over(readings);
+        for _ in 0..100 {
+            anchor = Anchor::over(anchor.0);
+        }
+        assert_eq!(anchor.0.len(), 1);
+        let stamp = Stamp::now();
+        let expected = SystemTime::now();
+        let time = anchor.time(stamp);
+        let off = time
+            .duration_since(expected)
+            .unwrap_or_else(|e| e.duration());
+        assert!(
+            off < Duration::from_millis(1),
+            "{time:?} against {expected:?}"
+        );
+        anchor.0.clear();
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! one request shows a trace that crosses two services.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -59,10 +60,18 @@ pub fn app(state: AppState) -> Router {
 ///
 /// When SQLite cannot be opened.
 pub async fn database() -> Result<SqlitePool, sqlx::Error> {
-    // One connection: every query sees the same in-memory database.
+    // A pool of connections to one in-memory database, as a service has to
+    // its database: concurrent requests' queries do not queue behind one
+    // connection. Each call makes a database of its own (tests make many).
+    static DATABASES: AtomicUsize = AtomicUsize::new(0);
+    let name = DATABASES.fetch_add(1, Ordering::Relaxed);
     let pool = sqlx::sqlite::SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect("sqlite::memory:")
+        .max_connections(4)
+        // The database lives as long as one of its connections does.
+        .min_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .connect(&format!("sqlite:file:shop{name}?mode=memory&cache=shared"))
         .await?;
     for statement in [
         "CREATE TABLE orders (id INTEGER PRIMARY KEY, sku TEXT NOT NULL, quantity INTEGER NOT NULL)",

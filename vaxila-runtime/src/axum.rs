@@ -216,21 +216,24 @@ fn name<B>(request: &Request<B>) -> Cow<'static, str> {
         known => known,
     };
     match route(request) {
-        Some(route) => format!("{method} {route}").into(),
+        Some(route) => {
+            let mut name = String::with_capacity(method.len() + 1 + route.len());
+            name.push_str(method);
+            name.push(' ');
+            name.push_str(route);
+            name.into()
+        }
         None => method.into(),
     }
 }
 
-fn attributes<B>(request: &Request<B>) -> Vec<KeyValue> {
+fn attributes<B>(request: &Request<B>) -> impl Iterator<Item = KeyValue> {
     let uri = request.uri();
-    let mut attributes = vec![
-        KeyValue::new("http.request.method", method(request.method())),
-        KeyValue::new("url.path", uri.path().to_owned()),
-        KeyValue::new("url.scheme", uri.scheme_str().unwrap_or("http").to_owned()),
-    ];
-    if let Some(route) = route(request) {
-        attributes.push(KeyValue::new("http.route", route.to_owned()));
-    }
+    let scheme = match uri.scheme_str() {
+        None | Some("http") => Cow::Borrowed("http"),
+        Some("https") => Cow::Borrowed("https"),
+        Some(other) => Cow::Owned(other.to_owned()),
+    };
     let authority = uri
         .authority()
         .map(|a| (a.host().to_owned(), a.port_u16()))
@@ -239,19 +242,7 @@ fn attributes<B>(request: &Request<B>) -> Vec<KeyValue> {
             let authority = host.parse::<::axum::http::uri::Authority>().ok()?;
             Some((authority.host().to_owned(), authority.port_u16()))
         });
-    if let Some((host, port)) = authority {
-        attributes.push(KeyValue::new("server.address", host));
-        if let Some(port) = port {
-            attributes.push(KeyValue::new("server.port", i64::from(port)));
-        }
-    }
-    if let Some(agent) = request
-        .headers()
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-    {
-        attributes.push(KeyValue::new("user_agent.original", agent.to_owned()));
-    }
+    let (host, port) = authority.unzip();
     let version = match request.version() {
         Version::HTTP_09 => Some("0.9"),
         Version::HTTP_10 => Some("1.0"),
@@ -260,8 +251,25 @@ fn attributes<B>(request: &Request<B>) -> Vec<KeyValue> {
         Version::HTTP_3 => Some("3"),
         _ => None,
     };
-    if let Some(version) = version {
-        attributes.push(KeyValue::new("network.protocol.version", version));
-    }
-    attributes
+    // In place, in the span's record: no list of them is made first.
+    [
+        Some(KeyValue::new(
+            "http.request.method",
+            method(request.method()),
+        )),
+        Some(KeyValue::new("url.path", uri.path().to_owned())),
+        Some(KeyValue::new("url.scheme", scheme)),
+        route(request).map(|route| KeyValue::new("http.route", route.to_owned())),
+        host.map(|host| KeyValue::new("server.address", host)),
+        port.flatten()
+            .map(|port| KeyValue::new("server.port", i64::from(port))),
+        request
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|agent| KeyValue::new("user_agent.original", agent.to_owned())),
+        version.map(|version| KeyValue::new("network.protocol.version", version)),
+    ]
+    .into_iter()
+    .flatten()
 }

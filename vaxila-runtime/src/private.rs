@@ -160,8 +160,9 @@ pub(crate) enum Parent<'a> {
 }
 
 /// What a span is, beyond its parent.
-pub(crate) struct Site<A> {
-    pub(crate) name: Cow<'static, str>,
+pub(crate) struct Site<N, A> {
+    /// Made only once the span is known to be recorded.
+    pub(crate) name: N,
     pub(crate) kind: SpanKind,
     pub(crate) code: Code,
     /// Made only once the span is known to be sampled.
@@ -208,7 +209,7 @@ impl Span {
     fn start_meta(meta: &'static Meta, parent: Parent<'_>) -> Self {
         Self::begin(
             Site {
-                name: Cow::Borrowed(meta.name),
+                name: || Cow::Borrowed(meta.name),
                 kind: meta.kind.clone(),
                 code: Code::Function(meta),
                 attributes: Vec::new,
@@ -220,8 +221,9 @@ impl Span {
     /// Starts a span of any kind: the macro's, the span builder's and the
     /// integrations'. Off before `init`.
     #[inline(always)]
-    pub(crate) fn begin<A, I>(site: Site<A>, parent: Parent<'_>) -> Self
+    pub(crate) fn begin<N, A, I>(site: Site<N, A>, parent: Parent<'_>) -> Self
     where
+        N: FnOnce() -> Cow<'static, str>,
         A: FnOnce() -> I,
         I: IntoIterator<Item = KeyValue>,
     {
@@ -245,13 +247,14 @@ impl Span {
     }
 
     #[inline(always)]
-    fn begin_in<A, I>(
+    fn begin_in<N, A, I>(
         &mut self,
         installed: &Installed,
-        site: Site<A>,
+        site: Site<N, A>,
         parent: &Context,
         current: bool,
     ) where
+        N: FnOnce() -> Cow<'static, str>,
         A: FnOnce() -> I,
         I: IntoIterator<Item = KeyValue>,
     {
@@ -265,8 +268,14 @@ impl Span {
     /// samplers never return `RecordOnly`, nor attributes), minus the SDK's
     /// span.
     #[inline(always)]
-    fn begin_fast<A, I>(&mut self, fast: &Fast, site: Site<A>, parent: &Context, current: bool)
-    where
+    fn begin_fast<N, A, I>(
+        &mut self,
+        fast: &Fast,
+        site: Site<N, A>,
+        parent: &Context,
+        current: bool,
+    ) where
+        N: FnOnce() -> Cow<'static, str>,
         A: FnOnce() -> I,
         I: IntoIterator<Item = KeyValue>,
     {
@@ -344,9 +353,9 @@ impl Span {
 
     /// The sampled span of [`begin_fast`](Self::begin_fast).
     #[inline(never)]
-    fn begin_sampled<A, I>(
+    fn begin_sampled<N, A, I>(
         fast: &Fast,
-        site: Site<A>,
+        site: Site<N, A>,
         parent: &Context,
         parent_sc: &SpanContext,
         trace_id: TraceId,
@@ -354,6 +363,7 @@ impl Span {
         trace_state: TraceState,
     ) -> Box<Live>
     where
+        N: FnOnce() -> Cow<'static, str>,
         A: FnOnce() -> I,
         I: IntoIterator<Item = KeyValue>,
     {
@@ -372,7 +382,7 @@ impl Span {
             cx,
             span_context,
             parent_sc,
-            site.name,
+            (site.name)(),
             site.kind,
             site.code,
             fast.limits,
@@ -385,16 +395,17 @@ impl Span {
     }
 
     /// An SDK span, for a provider of the user's.
-    fn begin_sdk<A, I>(
+    fn begin_sdk<N, A, I>(
         tracer: &opentelemetry_sdk::trace::SdkTracer,
-        site: Site<A>,
+        site: Site<N, A>,
         parent: &Context,
     ) -> Box<Live>
     where
+        N: FnOnce() -> Cow<'static, str>,
         A: FnOnce() -> I,
         I: IntoIterator<Item = KeyValue>,
     {
-        let builder = tracer.span_builder(site.name).with_kind(site.kind);
+        let builder = tracer.span_builder((site.name)()).with_kind(site.kind);
         let mut span = tracer.build_with_context(builder, parent);
         let recording = span.is_recording();
         // After the sampling decision: an unsampled span allocates nothing for them.
@@ -917,10 +928,10 @@ impl Span {
     /// A span with a name and attributes known only at run time (the
     /// integrations' HTTP and database spans), under `parent`; disabled
     /// before `init`. The attributes are made only for a sampled span.
-    pub(crate) fn start_named(
+    pub(crate) fn start_named<I: IntoIterator<Item = KeyValue>>(
         name: impl FnOnce() -> Cow<'static, str>,
         kind: SpanKind,
-        attributes: impl FnOnce() -> Vec<KeyValue>,
+        attributes: impl FnOnce() -> I,
         parent: &Context,
     ) -> Self {
         if !crate::global::enabled() {
@@ -928,7 +939,7 @@ impl Span {
         }
         Self::begin(
             Site {
-                name: name(),
+                name,
                 kind,
                 code: Code::None,
                 attributes,
@@ -998,7 +1009,7 @@ mod tests {
                         for _ in 0..200 {
                             let mut span = Span::OFF;
                             let site = Site {
-                                name: Cow::Borrowed("f"),
+                                name: || Cow::Borrowed("f"),
                                 kind: kind.clone(),
                                 code: Code::Function(&META),
                                 attributes: Vec::new,

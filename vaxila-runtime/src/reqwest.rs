@@ -123,28 +123,41 @@ struct Headers<'a>(&'a mut http::HeaderMap);
 
 impl Injector for Headers<'_> {
     fn set(&mut self, key: &str, value: String) {
-        if let (Ok(name), Ok(value)) = (
-            http::HeaderName::from_bytes(key.as_bytes()),
-            http::HeaderValue::from_str(&value),
-        ) {
+        // A propagator with nothing to say (an empty `tracestate`) sends no
+        // header: W3C trace context asks for none rather than an empty one.
+        if value.is_empty() {
+            return;
+        }
+        let name = match key {
+            "traceparent" => http::HeaderName::from_static("traceparent"),
+            "tracestate" => http::HeaderName::from_static("tracestate"),
+            other => match http::HeaderName::from_bytes(other.as_bytes()) {
+                Ok(name) => name,
+                Err(_) => return,
+            },
+        };
+        // The propagator's string becomes the header's bytes, not a copy.
+        if let Ok(value) = http::HeaderValue::try_from(value) {
             self.0.insert(name, value);
         }
     }
 }
 
-fn attributes(request: &Request) -> Vec<KeyValue> {
+fn attributes(request: &Request) -> impl Iterator<Item = KeyValue> {
     let url = request.url();
-    let mut attributes = vec![
-        KeyValue::new("http.request.method", method(request.method())),
-        KeyValue::new("url.full", full_url(url)),
-    ];
-    if let Some(host) = url.host_str() {
-        attributes.push(KeyValue::new("server.address", host.to_owned()));
-    }
-    if let Some(port) = url.port_or_known_default() {
-        attributes.push(KeyValue::new("server.port", i64::from(port)));
-    }
-    attributes
+    [
+        Some(KeyValue::new(
+            "http.request.method",
+            method(request.method()),
+        )),
+        Some(KeyValue::new("url.full", full_url(url))),
+        url.host_str()
+            .map(|host| KeyValue::new("server.address", host.to_owned())),
+        url.port_or_known_default()
+            .map(|port| KeyValue::new("server.port", i64::from(port))),
+    ]
+    .into_iter()
+    .flatten()
 }
 
 /// Query parameter names whose values are credentials more often than not.
@@ -176,6 +189,9 @@ const SECRET_PARAMS: &[&str] = &[
 
 /// The URL without `user:password@`, with secret-looking query values redacted.
 fn full_url(url: &::reqwest::Url) -> String {
+    if url.username().is_empty() && url.password().is_none() && url.query().is_none() {
+        return url.as_str().to_owned();
+    }
     let mut url = url.clone();
     let _ = url.set_username("");
     let _ = url.set_password(None);
@@ -209,5 +225,26 @@ mod tests {
         );
         let plain = ::reqwest::Url::parse("http://localhost/health").unwrap();
         assert_eq!(full_url(&plain), "http://localhost/health");
+        let user_only = ::reqwest::Url::parse("http://user@localhost/health").unwrap();
+        assert_eq!(full_url(&user_only), "http://localhost/health");
+    }
+
+    #[test]
+    fn propagated_headers_are_set_and_an_empty_one_is_left_out() {
+        let mut headers = http::HeaderMap::new();
+        let mut injector = Headers(&mut headers);
+        let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        injector.set("traceparent", traceparent.to_owned());
+        injector.set("tracestate", String::new());
+        injector.set("baggage", "user=7".to_owned());
+        injector.set("bad name", "x".to_owned());
+        injector.set("x-bad-value", "line\nbreak".to_owned());
+        assert_eq!(headers["traceparent"], traceparent);
+        assert!(!headers.contains_key("tracestate"));
+        assert_eq!(headers["baggage"], "user=7");
+        assert_eq!(headers.len(), 2, "{headers:?}");
+
+        Headers(&mut headers).set("tracestate", "vx=1".to_owned());
+        assert_eq!(headers["tracestate"], "vx=1");
     }
 }

@@ -215,10 +215,10 @@ impl SpanBuilder {
             Parent::Explicit(cx) => From::Explicit(cx),
             Parent::Root => From::Root,
         };
-        let attributes = self.attributes;
+        let (name, attributes) = (self.name, self.attributes);
         Span::begin(
             Site {
-                name: self.name,
+                name: move || name,
                 kind: self.kind,
                 code: Code::Caller(self.location),
                 attributes: move || attributes,

@@ -31,9 +31,13 @@
 //! it are not traced).
 
 use std::borrow::Cow;
+use std::cell::{OnceCell, RefCell};
+use std::collections::HashMap;
 use std::fmt;
 use std::ops::Deref;
 use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
 use ::sqlx::{Database, Describe, Either, Error, Execute, Executor, Pool};
@@ -41,14 +45,15 @@ use futures_core::Stream;
 use futures_core::future::BoxFuture;
 use futures_core::stream::BoxStream;
 use opentelemetry::trace::SpanKind;
-use opentelemetry::{Context, KeyValue};
+use opentelemetry::{Context, KeyValue, StringValue};
 
 use crate::__private::Span;
 
 /// A sqlx pool whose queries are spans; see the [module docs](self).
 pub struct Traced<DB: Database> {
     pool: Pool<DB>,
-    namespace: Option<Cow<'static, str>>,
+    /// Shared by the spans, not copied into each.
+    namespace: Option<StringValue>,
 }
 
 impl<DB: Database> Traced<DB> {
@@ -64,7 +69,10 @@ impl<DB: Database> Traced<DB> {
     /// Sets `db.namespace`: the database (or schema) the pool works in.
     #[must_use]
     pub fn with_namespace(mut self, namespace: impl Into<Cow<'static, str>>) -> Self {
-        self.namespace = Some(namespace.into());
+        self.namespace = Some(match namespace.into() {
+            Cow::Borrowed(namespace) => StringValue::from(namespace),
+            Cow::Owned(namespace) => StringValue::from(Arc::<str>::from(namespace)),
+        });
         self
     }
 
@@ -75,26 +83,25 @@ impl<DB: Database> Traced<DB> {
     }
 
     fn span(&self, sql: &str) -> Span {
-        let statement = Statement::parse(sql);
+        // Looked up only if the span is recorded, once for its name and
+        // attributes both.
+        let statement = OnceCell::new();
+        let described = || statement.get_or_init(|| Described::of(sql));
         Span::start_named(
-            || statement.span_name(system::<DB>()).into(),
+            || described().span_name(system::<DB>()),
             SpanKind::Client,
             || {
-                let mut attributes = vec![KeyValue::new("db.system.name", system::<DB>())];
-                if let Some(namespace) = &self.namespace {
-                    attributes.push(KeyValue::new("db.namespace", namespace.clone()));
-                }
-                if let Some(operation) = &statement.operation {
-                    attributes.push(KeyValue::new("db.operation.name", operation.clone()));
-                }
-                if let Some(collection) = &statement.collection {
-                    attributes.push(KeyValue::new("db.collection.name", collection.clone()));
-                }
-                attributes.push(KeyValue::new(
-                    "db.query.text",
-                    sanitize(sql, '\'').into_owned(),
-                ));
-                attributes
+                let described = described();
+                let text = |value: &Option<StringValue>| value.clone();
+                [
+                    Some(KeyValue::new("db.system.name", system::<DB>())),
+                    text(&self.namespace).map(|n| KeyValue::new("db.namespace", n)),
+                    text(&described.operation).map(|o| KeyValue::new("db.operation.name", o)),
+                    text(&described.collection).map(|c| KeyValue::new("db.collection.name", c)),
+                    Some(KeyValue::new("db.query.text", described.query.clone())),
+                ]
+                .into_iter()
+                .flatten()
             },
             &Context::current(),
         )
@@ -114,7 +121,10 @@ impl<DB: Database> fmt::Debug for Traced<DB> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Traced")
             .field("pool", &self.pool)
-            .field("namespace", &self.namespace)
+            .field(
+                "namespace",
+                &self.namespace.as_ref().map(StringValue::as_str),
+            )
             .finish()
     }
 }
@@ -366,9 +376,82 @@ impl Statement {
     }
 }
 
+/// What a query's span records of its statement, worked out once per
+/// thread for each statement text (a service runs the same few again and
+/// again), and shared by the spans rather than copied into each.
+struct Described {
+    /// `None` when the statement names no operation: the span is named
+    /// after the database system.
+    name: Option<Box<str>>,
+    operation: Option<StringValue>,
+    collection: Option<StringValue>,
+    /// The statement, its literals replaced by `?`.
+    query: StringValue,
+}
+
+/// Statements a thread keeps described; past it, it starts over.
+const DESCRIBED_STATEMENTS: usize = 256;
+
+/// Statements longer than this are described afresh each time: they are
+/// mostly made at run time, each different.
+const DESCRIBED_LENGTH: usize = 2048;
+
+std::thread_local! {
+    static DESCRIBED: RefCell<HashMap<Box<str>, Rc<Described>>> = RefCell::default();
+}
+
+impl Described {
+    fn of(sql: &str) -> Rc<Described> {
+        if sql.len() > DESCRIBED_LENGTH {
+            return Rc::new(Self::new(sql));
+        }
+        DESCRIBED
+            .try_with(|described| {
+                let mut described = described.try_borrow_mut().ok()?;
+                if let Some(statement) = described.get(sql) {
+                    return Some(statement.clone());
+                }
+                if described.len() >= DESCRIBED_STATEMENTS {
+                    described.clear();
+                }
+                let statement = Rc::new(Self::new(sql));
+                described.insert(sql.into(), statement.clone());
+                Some(statement)
+            })
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| Rc::new(Self::new(sql)))
+    }
+
+    fn new(sql: &str) -> Self {
+        let statement = Statement::parse(sql);
+        let shared = |text: &str| StringValue::from(Arc::<str>::from(text));
+        Self {
+            name: statement
+                .operation
+                .is_some()
+                .then(|| statement.span_name("").into()),
+            operation: statement.operation.as_deref().map(shared),
+            collection: statement.collection.as_deref().map(shared),
+            query: shared(&sanitize(sql, '\'')),
+        }
+    }
+
+    fn span_name(&self, system: &'static str) -> Cow<'static, str> {
+        match &self.name {
+            Some(name) => Cow::Owned(name.as_ref().to_owned()),
+            None => Cow::Borrowed(system),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{Statement, sanitize};
+    use std::rc::Rc;
+
+    use super::{
+        DESCRIBED, DESCRIBED_LENGTH, DESCRIBED_STATEMENTS, Described, Statement, sanitize,
+    };
 
     fn name(sql: &str) -> String {
         Statement::parse(sql).span_name("sqlite")
@@ -419,5 +502,37 @@ mod tests {
         assert_eq!(name("SELECT * FROM (SELECT 1)"), "SELECT");
         assert_eq!(name("  "), "sqlite");
         assert_eq!(name("WITH x AS (SELECT 1) SELECT * FROM x"), "WITH");
+    }
+
+    #[test]
+    fn a_statement_is_described_once_per_thread_with_its_literals_hidden() {
+        let sql = "SELECT sku FROM orders WHERE id = 42 AND note = 'secret'";
+        let first = Described::of(sql);
+        assert!(Rc::ptr_eq(&first, &Described::of(sql)));
+        assert_eq!(first.span_name("sqlite"), "SELECT orders");
+        assert_eq!(first.operation.as_ref().map(|o| o.as_str()), Some("SELECT"));
+        assert_eq!(
+            first.collection.as_ref().map(|c| c.as_str()),
+            Some("orders")
+        );
+        assert_eq!(
+            first.query.as_str(),
+            "SELECT sku FROM orders WHERE id = ? AND note = ?"
+        );
+        assert_eq!(Described::of("  ").span_name("postgresql"), "postgresql");
+    }
+
+    #[test]
+    fn the_described_statements_of_a_thread_are_bounded() {
+        for n in 0..DESCRIBED_STATEMENTS * 2 + 7 {
+            Described::of(&format!("SELECT c{n} FROM t"));
+        }
+        let kept = DESCRIBED.with(|d| d.borrow().len());
+        assert!((1..=DESCRIBED_STATEMENTS).contains(&kept), "{kept}");
+
+        let long = format!("SELECT {} FROM t", "c, ".repeat(DESCRIBED_LENGTH));
+        let described = Described::of(&long);
+        assert!(!Rc::ptr_eq(&described, &Described::of(&long)));
+        assert_eq!(described.span_name("sqlite"), "SELECT t");
     }
 }

@@ -254,6 +254,38 @@ fn a_call_between_two_services_is_one_trace() {
 }
 
 #[test]
+fn a_callers_tracestate_goes_on_to_the_next_service() {
+    let _serial = serial();
+    let mut world = World::new();
+    let inventory = world.serve(None);
+    let orders = world.serve(Some(&inventory));
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let with_state = [("traceparent", traceparent), ("tracestate", "vx=1,other=2")];
+    assert_eq!(world.get(&format!("{orders}/orders/1"), &with_state).0, 200);
+    assert_eq!(world.get(&format!("{orders}/orders/2"), &[]).0, 200);
+    let spans = world.spans();
+
+    let backs = named(&spans, "GET /inventory/{sku}");
+    let back = |sku: &str| {
+        *backs
+            .iter()
+            .find(|s| attr(s, "url.path").as_deref() == Some(&*format!("/inventory/{sku}")))
+            .unwrap()
+    };
+    // Order 1 is of kettles, order 2 of teapots.
+    assert_eq!(back("kettle").trace_state, "vx=1,other=2");
+    assert_eq!(
+        hex(&back("kettle").trace_id),
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
+    assert_eq!(
+        back("teapot").trace_state,
+        "",
+        "a trace without tracestate has none downstream"
+    );
+}
+
+#[test]
 fn an_incoming_traceparent_is_continued_and_a_malformed_one_starts_a_new_trace() {
     let _serial = serial();
     let mut world = World::new();

@@ -10,7 +10,8 @@
 //! Each request gets a span of kind `client`, a child of the current span,
 //! named after the method (`GET`), with `http.request.method`, `url.full`,
 //! `server.address`, `server.port` and `http.response.status_code`. The
-//! request carries `traceparent` (and `tracestate`), so the server's span,
+//! request carries `traceparent` (and `tracestate`, when the span's trace
+//! has one), so the server's span,
 //! if it is instrumented, is this span's child in the same trace.
 //!
 //! `url.full` never holds credentials: `user:password@` is removed, and the

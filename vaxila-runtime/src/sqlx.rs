@@ -390,11 +390,11 @@ struct Described {
 }
 
 /// Statements a thread keeps described; past it, it starts over.
-const DESCRIBED_STATEMENTS: usize = 256;
+const DESCRIBED_STATEMENTS: usize = 128;
 
 /// Statements longer than this are described afresh each time: they are
 /// mostly made at run time, each different.
-const DESCRIBED_LENGTH: usize = 2048;
+const DESCRIBED_LENGTH: usize = 1024;
 
 std::thread_local! {
     static DESCRIBED: RefCell<HashMap<Box<str>, Rc<Described>>> = RefCell::default();

@@ -92,12 +92,11 @@ impl<DB: Database> Traced<DB> {
             SpanKind::Client,
             || {
                 let described = described();
-                let text = |value: &Option<StringValue>| value.clone();
                 [
                     Some(KeyValue::new("db.system.name", system::<DB>())),
-                    text(&self.namespace).map(|n| KeyValue::new("db.namespace", n)),
-                    text(&described.operation).map(|o| KeyValue::new("db.operation.name", o)),
-                    text(&described.collection).map(|c| KeyValue::new("db.collection.name", c)),
+                    (self.namespace.clone()).map(|n| KeyValue::new("db.namespace", n)),
+                    (described.operation.clone()).map(|o| KeyValue::new("db.operation.name", o)),
+                    (described.collection.clone()).map(|c| KeyValue::new("db.collection.name", c)),
                     Some(KeyValue::new("db.query.text", described.query.clone())),
                 ]
                 .into_iter()
@@ -367,12 +366,13 @@ impl Statement {
         }
     }
 
-    fn span_name(&self, system: &str) -> String {
-        match (&self.operation, &self.collection) {
-            (Some(operation), Some(collection)) => format!("{operation} {collection}"),
-            (Some(operation), None) => operation.clone(),
-            (None, _) => system.to_owned(),
-        }
+    /// `SELECT users`, or `SELECT`; `None` when it names no operation.
+    fn name(&self) -> Option<String> {
+        let operation = self.operation.as_ref()?;
+        Some(match &self.collection {
+            Some(collection) => format!("{operation} {collection}"),
+            None => operation.clone(),
+        })
     }
 }
 
@@ -427,10 +427,7 @@ impl Described {
         let statement = Statement::parse(sql);
         let shared = |text: &str| StringValue::from(Arc::<str>::from(text));
         Self {
-            name: statement
-                .operation
-                .is_some()
-                .then(|| statement.span_name("").into()),
+            name: statement.name().map(String::into_boxed_str),
             operation: statement.operation.as_deref().map(shared),
             collection: statement.collection.as_deref().map(shared),
             query: shared(&sanitize(sql, '\'')),
@@ -449,12 +446,10 @@ impl Described {
 mod tests {
     use std::rc::Rc;
 
-    use super::{
-        DESCRIBED, DESCRIBED_LENGTH, DESCRIBED_STATEMENTS, Described, Statement, sanitize,
-    };
+    use super::{DESCRIBED, DESCRIBED_LENGTH, DESCRIBED_STATEMENTS, Described, sanitize};
 
     fn name(sql: &str) -> String {
-        Statement::parse(sql).span_name("sqlite")
+        Described::of(sql).span_name("sqlite").into_owned()
     }
 
     #[test]

@@ -2201,21 +2201,27 @@ mod tests {
 
     #[test]
     fn no_attempt_outlives_the_export_timeout() {
-        // A quick 503, then a hang: the retry gets only what is left.
+        // A 503 that takes 1.2 s of the 2 s timeout, then a hang: the retry
+        // gets only the 0.6-0.7 s left, so the export ends at about 2 s. A
+        // retry given a whole timeout of its own would end it at about
+        // 3.3 s; the margin between is for a loaded machine.
         let seen = AtomicUsize::new(0);
         let receiver = Receiver::start_with(move |_| {
             if seen.fetch_add(1, Ordering::SeqCst) == 0 {
-                Reply::status(503)
+                Reply {
+                    delay: Duration::from_millis(1200),
+                    ..Reply::status(503)
+                }
             } else {
                 Reply::hang()
             }
         });
         let exporter =
-            exporter(config(&receiver.endpoint()).with_timeout(Duration::from_millis(800)));
+            exporter(config(&receiver.endpoint()).with_timeout(Duration::from_millis(2000)));
         let started = Instant::now();
         assert!(export(&exporter, varied_spans()).is_err());
         let took = started.elapsed();
-        assert!(took < Duration::from_millis(1500), "{took:?}");
+        assert!(took < Duration::from_millis(2900), "{took:?}");
         assert_eq!(receiver.requests().len(), 2);
     }
 

@@ -1027,4 +1027,39 @@ mod tests {
         // Roots at ratio 0, children of unsampled spans, the export path.
         assert!(decided >= 40, "{decided}");
     }
+
+    /// What the integrations pay for a span that is not recorded: neither
+    /// its name (a formatted route, a parsed statement) nor its attributes.
+    #[test]
+    fn a_span_not_recorded_makes_neither_its_name_nor_its_attributes() {
+        for (ratio, recorded) in [(0.0, false), (1.0, true)] {
+            let fast = Fast::new(
+                Sampling::new(ratio, true),
+                Limits::from(&SpanLimits::default()),
+                std::sync::Arc::new(crate::testing::NoExport),
+            );
+            let (named, attributed) = (Cell::new(0), Cell::new(0));
+            let mut span = Span::OFF;
+            let site = Site {
+                name: || {
+                    named.set(named.get() + 1);
+                    Cow::Borrowed("GET /users/{id}")
+                },
+                kind: SpanKind::Server,
+                code: Code::None,
+                attributes: || {
+                    attributed.set(attributed.get() + 1);
+                    [KeyValue::new("http.route", "/users/{id}")]
+                },
+            };
+            span.begin_fast(&fast, site, &Context::new(), false);
+            let made = usize::from(recorded);
+            assert_eq!(
+                (named.get(), attributed.get()),
+                (made, made),
+                "ratio {ratio}"
+            );
+            assert_eq!(span.is_recording(), recorded);
+        }
+    }
 }

@@ -27,8 +27,8 @@
 //! any quoted value in it replaced by `?`.
 //!
 //! Each thread works out a statement's name, operation, table and text once
-//! and shares them among that statement's spans; it keeps up to 128
-//! statements of up to 1 KiB so, and starts over past that.
+//! and shares them among that statement's spans. It keeps this for at most
+//! 128 statements of at most 1 KiB each, and starts over past that.
 //!
 //! `Traced` derefs to the pool, so `db.begin()`, `db.acquire()` and the rest
 //! are still there (queries run on a transaction or a connection taken from

@@ -544,6 +544,7 @@ mod wire {
     use opentelemetry_sdk::trace::SpanData;
 
     use std::cell::RefCell;
+    use std::mem::MaybeUninit;
 
     use crate::batch::Item;
     use crate::clock::Anchor;
@@ -892,14 +893,19 @@ mod wire {
             &context.span_id().to_bytes(),
         );
         trace_state(buf, 3, context.trace_state());
-        if span.parent_span_id != SpanId::INVALID {
-            buf.extend_from_slice(&[0x22, 8]);
-            buf.extend_from_slice(&span.parent_span_id.to_bytes());
-        }
-        bytes(buf, 5, span.name);
-        buf.extend_from_slice(&[0x30, kind(span.kind)]);
-        fixed64(buf, 7, span.start_time);
-        fixed64(buf, 8, span.end_time);
+        let name = span.name.as_bytes();
+        put(buf, 10 + bytes_len(name.len()) + 2 + 18, |out| {
+            if span.parent_span_id != SpanId::INVALID {
+                out.byte(0x22);
+                out.byte(8);
+                out.bytes(&span.parent_span_id.to_bytes());
+            }
+            out.len_field(5, name);
+            out.byte(0x30);
+            out.byte(kind(span.kind));
+            out.fixed64(7, span.start_time);
+            out.fixed64(8, span.end_time);
+        });
         attributes(buf);
         uint32(buf, 10, span.dropped_attributes);
         for event in span.events {
@@ -909,18 +915,33 @@ mod wire {
         for link in span.links {
             self::link(buf, link, cut);
         }
-        uint32(buf, 14, span.dropped_links);
-        status(buf, span.status);
-        fixed32(buf, 16, flags(span.parent_is_remote, context.trace_flags()));
+        let (code, message) = status_fields(span.status);
+        put(buf, 6 + 6 + bytes_len(message.len()) + 2 + 6, |out| {
+            out.uint32(14, span.dropped_links);
+            // Always present, if empty.
+            let len = bytes_len(message.len()) + if code == 0 { 0 } else { 2 };
+            out.byte(tag(15, LEN));
+            out.varint(len as u64);
+            out.len_field(2, message.as_bytes());
+            if code != 0 {
+                out.byte(0x18);
+                out.byte(code);
+            }
+            out.fixed32_16(flags(span.parent_is_remote, context.trace_flags()));
+        });
         close(buf, open);
     }
 
     /// `trace_id` (1, 16 bytes even when invalid) and `span_id` (2, 8 bytes).
     fn ids(buf: &mut Vec<u8>, trace_id: &[u8; 16], span_id: &[u8; 8]) {
-        buf.extend_from_slice(&[0x0a, 16]);
-        buf.extend_from_slice(trace_id);
-        buf.extend_from_slice(&[0x12, 8]);
-        buf.extend_from_slice(span_id);
+        put(buf, 28, |out| {
+            out.byte(0x0a);
+            out.byte(16);
+            out.bytes(trace_id);
+            out.byte(0x12);
+            out.byte(8);
+            out.bytes(span_id);
+        });
     }
 
     fn event(buf: &mut Vec<u8>, event: &Event, cut: Cut) {
@@ -968,19 +989,12 @@ mod wire {
         }
     }
 
-    fn status(buf: &mut Vec<u8>, status: &Status) {
-        let (code, message) = match status {
+    /// A `Status`'s code and message.
+    fn status_fields(status: &Status) -> (u8, &str) {
+        match status {
             Status::Unset => (0, ""),
             Status::Ok => (1, ""),
             Status::Error { description } => (2, &**description),
-        };
-        // Always present, if empty.
-        let len = bytes_len(message.len()) + if code == 0 { 0 } else { 2 };
-        buf.push(tag(15, LEN));
-        varint(buf, len as u64);
-        bytes(buf, 2, message);
-        if code != 0 {
-            buf.extend_from_slice(&[0x18, code]);
         }
     }
 
@@ -1001,63 +1015,103 @@ mod wire {
     fn attribute(buf: &mut Vec<u8>, field: u32, key: &Key, value: &Value, cut: Cut) {
         let key = key.as_str();
         let key_len = bytes_len(key.len());
-        if let Some(value_len) = scalar_len(value, cut) {
+        if let Some(scalar) = Scalar::of(value, cut) {
             // Sized up front: no length to patch, whatever the value's size.
-            buf.push(tag(field, LEN));
-            varint(
-                buf,
-                (key_len + 1 + varint_len(value_len as u64) + value_len) as u64,
-            );
-            bytes(buf, 1, key);
-            buf.push(tag(2, LEN));
-            varint(buf, value_len as u64);
-            scalar(buf, value, cut);
+            let value_len = scalar.len();
+            let body = key_len + 1 + varint_len(value_len as u64) + value_len;
+            put(buf, 1 + varint_len(body as u64) + body, |out| {
+                out.byte(tag(field, LEN));
+                out.varint(body as u64);
+                if !key.is_empty() {
+                    out.byte(tag(1, LEN));
+                    out.varint(key.len() as u64);
+                    out.bytes(key.as_bytes());
+                }
+                out.byte(tag(2, LEN));
+                out.varint(value_len as u64);
+                scalar.write(out);
+            });
         } else {
-            let kv = open(buf, field, 1);
-            bytes(buf, 1, key);
-            let any = open(buf, 2, 1);
-            any_value(buf, value, cut);
-            close(buf, any);
-            close(buf, kv);
+            compound(buf, field, key, value, cut);
         }
     }
 
-    /// The encoded length of `value` as an `AnyValue`, if it is a scalar.
-    fn scalar_len(value: &Value, cut: Cut) -> Option<usize> {
-        Some(match value {
-            Value::Bool(_) => 2,
-            Value::I64(i) => 1 + varint_len(*i as u64),
-            Value::F64(_) => 9,
-            Value::String(s) => {
-                let len = cut.text(s.as_str()).len();
-                1 + varint_len(len as u64) + len
-            }
-            _ => return None,
-        })
+    /// A `KeyValue` message whose value is an array, or newer than this
+    /// code: out of the scalars' way.
+    #[inline(never)]
+    fn compound(buf: &mut Vec<u8>, field: u32, key: &str, value: &Value, cut: Cut) {
+        let kv = open(buf, field, 1);
+        bytes(buf, 1, key);
+        let any = open(buf, 2, 1);
+        any_value(buf, value, cut);
+        close(buf, any);
+        close(buf, kv);
     }
 
-    /// The contents of an `AnyValue` holding a scalar. A oneof field is
-    /// written even when it holds its type's default.
-    fn scalar(buf: &mut Vec<u8>, value: &Value, cut: Cut) {
-        match value {
-            Value::Bool(b) => buf.extend_from_slice(&[0x10, u8::from(*b)]),
-            Value::I64(i) => {
-                buf.push(0x18);
-                varint(buf, *i as u64);
+    /// An `AnyValue` that holds a scalar, its text cut already.
+    #[derive(Clone, Copy)]
+    enum Scalar<'a> {
+        Bool(bool),
+        I64(i64),
+        F64(f64),
+        String(&'a str),
+    }
+
+    impl<'a> Scalar<'a> {
+        #[inline(always)]
+        fn of(value: &'a Value, cut: Cut) -> Option<Self> {
+            Some(match value {
+                Value::Bool(b) => Self::Bool(*b),
+                Value::I64(i) => Self::I64(*i),
+                Value::F64(f) => Self::F64(*f),
+                Value::String(s) => Self::String(cut.text(s.as_str())),
+                _ => return None,
+            })
+        }
+
+        /// The encoded length of the `AnyValue`'s contents.
+        #[inline(always)]
+        fn len(self) -> usize {
+            match self {
+                Self::Bool(_) => 2,
+                Self::I64(i) => 1 + varint_len(i as u64),
+                Self::F64(_) => 9,
+                Self::String(s) => 1 + varint_len(s.len() as u64) + s.len(),
             }
-            Value::F64(f) => {
-                buf.push(0x21);
-                buf.extend_from_slice(&f.to_le_bytes());
+        }
+
+        /// The contents of the `AnyValue`. A oneof field is written even
+        /// when it holds its type's default.
+        #[inline(always)]
+        fn write(self, out: &mut Put<'_>) {
+            match self {
+                Self::Bool(b) => {
+                    out.byte(0x10);
+                    out.byte(u8::from(b));
+                }
+                Self::I64(i) => {
+                    out.byte(0x18);
+                    out.varint(i as u64);
+                }
+                Self::F64(f) => {
+                    out.byte(0x21);
+                    out.bytes(&f.to_le_bytes());
+                }
+                Self::String(s) => {
+                    out.byte(0x0a);
+                    out.varint(s.len() as u64);
+                    out.bytes(s.as_bytes());
+                }
             }
-            Value::String(s) => always_bytes(buf, 1, cut.text(s.as_str())),
-            _ => {}
         }
     }
 
     fn any_value(buf: &mut Vec<u8>, value: &Value, cut: Cut) {
         match value {
             Value::Bool(_) | Value::I64(_) | Value::F64(_) | Value::String(_) => {
-                scalar(buf, value, cut);
+                if let Some(scalar) = Scalar::of(value, cut) {
+                    put(buf, scalar.len(), |out| scalar.write(out));
+                }
             }
             Value::Array(
                 array @ (Array::Bool(_) | Array::I64(_) | Array::F64(_) | Array::String(_)),
@@ -1103,6 +1157,98 @@ mod wire {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Appends at most `max` bytes to `buf`, written by `write` into room
+    /// reserved once: the hot fields' bytes, without `Vec::push`'s check
+    /// of the capacity (and store of the length) for every byte.
+    #[inline(always)]
+    fn put(buf: &mut Vec<u8>, max: usize, write: impl FnOnce(&mut Put<'_>)) {
+        buf.reserve(max);
+        let mut out = Put {
+            room: &mut buf.spare_capacity_mut()[..max],
+            len: 0,
+        };
+        write(&mut out);
+        let written = out.len;
+        // SAFETY: `Put` advances `len` only past bytes it has written, and
+        // within `room`, which is `buf`'s spare capacity.
+        unsafe { buf.set_len(buf.len() + written) };
+    }
+
+    /// The room [`put`] reserved, and how much of it is written. A write
+    /// past the room panics (as a mistake in a length would be), never
+    /// writes out of bounds.
+    struct Put<'a> {
+        room: &'a mut [MaybeUninit<u8>],
+        len: usize,
+    }
+
+    impl Put<'_> {
+        #[inline(always)]
+        fn byte(&mut self, byte: u8) {
+            self.room[self.len].write(byte);
+            self.len += 1;
+        }
+
+        #[inline(always)]
+        fn bytes(&mut self, bytes: &[u8]) {
+            let to = &mut self.room[self.len..self.len + bytes.len()];
+            // SAFETY: `to` is `bytes.len()` bytes of `room`, checked by the
+            // indexing above, and cannot overlap `bytes`, which is borrowed
+            // from elsewhere while `room` is borrowed mutably.
+            unsafe {
+                std::ptr::copy_nonoverlapping(bytes.as_ptr(), to.as_mut_ptr().cast(), bytes.len());
+            }
+            self.len += bytes.len();
+        }
+
+        #[inline(always)]
+        fn varint(&mut self, mut value: u64) {
+            while value >= 0x80 {
+                self.byte((value as u8) | 0x80);
+                value >>= 7;
+            }
+            self.byte(value as u8);
+        }
+
+        /// A fixed64 field (up to 15), left out when 0.
+        #[inline(always)]
+        fn fixed64(&mut self, field: u32, value: u64) {
+            if value != 0 {
+                self.byte(tag(field, FIXED64));
+                self.bytes(&value.to_le_bytes());
+            }
+        }
+
+        /// Field 16, a fixed32 (`Span.flags`), left out when 0.
+        #[inline(always)]
+        fn fixed32_16(&mut self, value: u32) {
+            if value != 0 {
+                self.varint(u64::from((16 << 3) | FIXED32));
+                self.bytes(&value.to_le_bytes());
+            }
+        }
+
+        /// A uint32 field (up to 15), left out when 0.
+        #[inline(always)]
+        fn uint32(&mut self, field: u32, value: u32) {
+            if value != 0 {
+                self.byte(tag(field, VARINT));
+                self.varint(u64::from(value));
+            }
+        }
+
+        /// A string or bytes field (up to 15), left out when empty; at
+        /// most [`bytes_len`] bytes.
+        #[inline(always)]
+        fn len_field(&mut self, field: u32, value: &[u8]) {
+            if !value.is_empty() {
+                self.byte(tag(field, LEN));
+                self.varint(value.len() as u64);
+                self.bytes(value);
+            }
         }
     }
 

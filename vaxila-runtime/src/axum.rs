@@ -37,18 +37,21 @@
 //! `#[vaxila::instrument]` does.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::fmt::Display;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
 use ::axum::extract::MatchedPath;
-use ::axum::http::{Request, Response, Version, header};
+use ::axum::http::{HeaderName, Request, Response, Version, header};
 use opentelemetry::propagation::Extractor;
 use opentelemetry::trace::{SpanKind, TraceContextExt as _};
-use opentelemetry::{Context, KeyValue};
+use opentelemetry::{Context, KeyValue, StringValue};
 
 use crate::__private::Span;
+use crate::record::Name;
 use crate::semconv::method;
 
 /// The tower layer of this module; see the [module docs](self).
@@ -173,10 +176,13 @@ where
     }
 }
 
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+
 /// The caller's context from `traceparent`, if it sent a valid one; else the
 /// current context.
 fn parent_of<B>(request: &Request<B>) -> Context {
-    if request.headers().get("traceparent").is_none() {
+    if !request.headers().contains_key(TRACEPARENT) {
         return Context::current();
     }
     let extracted = opentelemetry::global::get_text_map_propagator(|propagator| {
@@ -193,7 +199,13 @@ struct Headers<'a>(&'a ::axum::http::HeaderMap);
 
 impl Extractor for Headers<'_> {
     fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|v| v.to_str().ok())
+        // The propagator's names, looked up without parsing them first.
+        let value = match key {
+            "traceparent" => self.0.get(TRACEPARENT),
+            "tracestate" => self.0.get(TRACESTATE),
+            other => self.0.get(other),
+        };
+        value.and_then(|v| v.to_str().ok())
     }
 
     fn keys(&self) -> Vec<&str> {
@@ -208,23 +220,116 @@ fn route<B>(request: &Request<B>) -> Option<&str> {
         .map(MatchedPath::as_str)
 }
 
+/// A route this thread has served, as its spans share it: its
+/// `http.route`, and the span names made of it.
+struct Route {
+    route: Arc<str>,
+    /// `GET /users/{id}` and so on, each made the first time.
+    names: Vec<(&'static str, Arc<str>)>,
+}
+
+/// Routes a thread keeps; a route whose slot another takes is made again.
+const ROUTE_SLOTS: usize = 64;
+
+std::thread_local! {
+    /// This thread's routes, by where their text is: axum keeps one copy of
+    /// each route's template for the router's life, and the text itself is
+    /// checked.
+    static ROUTES: RefCell<[Option<Box<Route>>; ROUTE_SLOTS]> =
+        const { RefCell::new([const { None }; ROUTE_SLOTS]) };
+}
+
+/// Runs `f` on this thread's [`Route`] of `route`.
+fn with_route<R>(route: &str, f: impl FnOnce(&mut Route) -> R) -> Option<R> {
+    ROUTES
+        .try_with(|routes| {
+            let mut routes = routes.try_borrow_mut().ok()?;
+            let at = (route.as_ptr() as usize).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58;
+            let slot = &mut routes[at % ROUTE_SLOTS];
+            if slot.as_ref().is_none_or(|kept| *kept.route != *route) {
+                *slot = Some(Box::new(Route {
+                    route: Arc::from(route),
+                    names: Vec::new(),
+                }));
+            }
+            slot.as_deref_mut().map(f)
+        })
+        .ok()
+        .flatten()
+}
+
 /// `GET /users/{id}`, or `GET` when no route matched (a path would make the
 /// name high-cardinality).
-fn name<B>(request: &Request<B>) -> Cow<'static, str> {
+fn name<B>(request: &Request<B>) -> Name {
     let method = match method(request.method()) {
         "_OTHER" => "HTTP",
         known => known,
     };
     match route(request) {
-        Some(route) => {
-            let mut name = String::with_capacity(method.len() + 1 + route.len());
-            name.push_str(method);
-            name.push(' ');
-            name.push_str(route);
-            name.into()
-        }
-        None => method.into(),
+        Some(route) => shared_name(method, route),
+        None => Name::Static(method),
     }
+}
+
+/// `method route`, shared with the route's other spans of that method.
+fn shared_name(method: &'static str, route: &str) -> Name {
+    let make = || {
+        let mut name = String::with_capacity(method.len() + 1 + route.len());
+        name.push_str(method);
+        name.push(' ');
+        name.push_str(route);
+        name
+    };
+    with_route(route, |kept| {
+        if let Some((_, name)) = kept.names.iter().find(|(m, _)| *m == method) {
+            return name.clone();
+        }
+        let name: Arc<str> = Arc::from(make());
+        kept.names.push((method, name.clone()));
+        name
+    })
+    .map_or_else(|| Name::Owned(make()), Name::Shared)
+}
+
+/// The `http.route` of `route`, shared with the route's other spans.
+fn shared_route(route: &str) -> StringValue {
+    with_route(route, |kept| kept.route.clone())
+        .map_or_else(|| route.to_owned().into(), StringValue::from)
+}
+
+/// An authority (`Host`) and what it says.
+struct Server {
+    authority: Box<str>,
+    host: StringValue,
+    port: Option<u16>,
+}
+
+/// The host and port of a request's authority (`Host`), shared with the
+/// spans of the requests before it that named the same one.
+fn server(authority: &str) -> Option<(StringValue, Option<u16>)> {
+    std::thread_local! {
+        /// The last authority this thread has seen.
+        static LAST: RefCell<Option<Server>> = const { RefCell::new(None) };
+    }
+    let parse = || {
+        let parsed = authority.parse::<::axum::http::uri::Authority>().ok()?;
+        Some(Server {
+            authority: authority.into(),
+            host: StringValue::from(Arc::<str>::from(parsed.host())),
+            port: parsed.port_u16(),
+        })
+    };
+    let read = |server: &Server| (server.host.clone(), server.port);
+    LAST.try_with(|last| {
+        let mut last = last.try_borrow_mut().ok()?;
+        match last.as_ref() {
+            Some(seen) if *seen.authority == *authority => Some(read(seen)),
+            _ => Some(read(last.insert(parse()?))),
+        }
+    })
+    .ok()
+    .flatten()
+    .or_else(|| parse().as_ref().map(read))
 }
 
 fn attributes<B>(request: &Request<B>) -> impl Iterator<Item = KeyValue> {
@@ -234,14 +339,12 @@ fn attributes<B>(request: &Request<B>) -> impl Iterator<Item = KeyValue> {
         Some("https") => Cow::Borrowed("https"),
         Some(other) => Cow::Owned(other.to_owned()),
     };
-    let authority = uri
-        .authority()
-        .map(|a| (a.host().to_owned(), a.port_u16()))
-        .or_else(|| {
-            let host = request.headers().get(header::HOST)?.to_str().ok()?;
-            let authority = host.parse::<::axum::http::uri::Authority>().ok()?;
-            Some((authority.host().to_owned(), authority.port_u16()))
-        });
+    let authority = match uri.authority() {
+        Some(authority) => server(authority.as_str()),
+        None => (request.headers().get(header::HOST))
+            .and_then(|host| host.to_str().ok())
+            .and_then(server),
+    };
     let (host, port) = authority.unzip();
     let version = match request.version() {
         Version::HTTP_09 => Some("0.9"),
@@ -259,7 +362,7 @@ fn attributes<B>(request: &Request<B>) -> impl Iterator<Item = KeyValue> {
         )),
         Some(KeyValue::new("url.path", uri.path().to_owned())),
         Some(KeyValue::new("url.scheme", scheme)),
-        route(request).map(|route| KeyValue::new("http.route", route.to_owned())),
+        route(request).map(|route| KeyValue::new("http.route", shared_route(route))),
         host.map(|host| KeyValue::new("server.address", host)),
         port.flatten()
             .map(|port| KeyValue::new("server.port", i64::from(port))),
@@ -272,4 +375,76 @@ fn attributes<B>(request: &Request<B>) -> impl Iterator<Item = KeyValue> {
     ]
     .into_iter()
     .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared(name: &Name) -> &Arc<str> {
+        match name {
+            Name::Shared(name) => name,
+            other => panic!("not shared: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_spans_of_a_route_share_its_names_and_each_name_is_its_own() {
+        let users = String::from("/users/{id}");
+        let orders = String::from("/orders/{id}");
+        let first = shared_name("GET", &users);
+        assert_eq!(first.as_str(), "GET /users/{id}");
+        assert!(Arc::ptr_eq(
+            shared(&first),
+            shared(&shared_name("GET", &users))
+        ));
+        assert_eq!(shared_name("POST", &users).as_str(), "POST /users/{id}");
+        assert_eq!(shared_name("GET", &orders).as_str(), "GET /orders/{id}");
+        assert_eq!(shared_route(&users).as_str(), "/users/{id}");
+        // The same text elsewhere, and other texts at the same place.
+        assert_eq!(
+            shared_name("GET", &users.clone()).as_str(),
+            "GET /users/{id}"
+        );
+        let mut reused = String::with_capacity(32);
+        for route in ["/a", "/b/{id}", "/a"] {
+            reused.clear();
+            reused.push_str(route);
+            assert_eq!(shared_route(&reused).as_str(), route);
+            assert_eq!(shared_name("PUT", &reused).as_str(), format!("PUT {route}"));
+        }
+    }
+
+    #[test]
+    fn more_routes_than_slots_each_keep_their_own_name() {
+        let routes: Vec<String> = (0..4 * ROUTE_SLOTS)
+            .map(|i| format!("/r{i}/{{id}}"))
+            .collect();
+        for _ in 0..2 {
+            for route in &routes {
+                assert_eq!(shared_name("GET", route).as_str(), format!("GET {route}"));
+                assert_eq!(shared_route(route).as_str(), route.as_str());
+            }
+        }
+    }
+
+    #[test]
+    fn the_host_and_port_are_read_from_the_authority_seen_last_or_anew() {
+        let read = |authority: &str| {
+            server(authority).map(|(host, port)| (host.as_str().to_owned(), port))
+        };
+        for _ in 0..2 {
+            assert_eq!(
+                read("example.com:8080"),
+                Some(("example.com".to_owned(), Some(8080)))
+            );
+            assert_eq!(
+                read("example.com:8080"),
+                Some(("example.com".to_owned(), Some(8080)))
+            );
+            assert_eq!(read("localhost"), Some(("localhost".to_owned(), None)));
+            assert_eq!(read("[::1]:3000"), Some(("[::1]".to_owned(), Some(3000))));
+            assert_eq!(read("bad host"), None);
+        }
+    }
 }

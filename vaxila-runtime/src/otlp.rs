@@ -746,7 +746,7 @@ mod wire {
                 context: &record.span_context,
                 parent_span_id: record.parent_span_id,
                 parent_is_remote: record.parent_is_remote,
-                name: &record.name,
+                name: record.name.as_str(),
                 kind: &record.kind,
                 start_time: view.start_time,
                 end_time: view.end_time,
@@ -1924,7 +1924,7 @@ mod tests {
     #[test]
     fn records_encode_as_opentelemetry_proto_encodes_their_span_data() {
         use crate::__private::Meta;
-        use crate::record::{Code, Limits, Live};
+        use crate::record::{Code, Limits, Live, Name};
         use opentelemetry_sdk::trace::SpanLimits;
 
         static META: Meta = Meta::new("handle", SpanKind::Server, "app::handle", "src/app.rs", 42);
@@ -1964,9 +1964,10 @@ mod tests {
                 } else {
                     rng.context()
                 };
-                let name = match rng.below(2) {
-                    0 => Cow::Borrowed("static"),
-                    _ => Cow::Owned(rng.text()),
+                let name = match rng.below(3) {
+                    0 => Name::Static("static"),
+                    1 => Name::Shared(rng.text().into()),
+                    _ => Name::Owned(rng.text()),
                 };
                 let kind = kinds[rng.below(3) as usize].clone();
                 let mut live = Live::start(

@@ -35,7 +35,7 @@ pub use crate::attribute::AttributeValue;
 pub use opentelemetry::trace::SpanKind;
 
 use crate::global::{Fast, Installed};
-use crate::record::{Code, Live, Record, State};
+use crate::record::{Code, Live, Name, Record, State};
 
 /// What a span site knows at compile time, built once as a `static`.
 #[derive(Debug)]
@@ -209,7 +209,7 @@ impl Span {
     fn start_meta(meta: &'static Meta, parent: Parent<'_>) -> Self {
         Self::begin(
             Site {
-                name: || Cow::Borrowed(meta.name),
+                name: || Name::Static(meta.name),
                 kind: meta.kind.clone(),
                 code: Code::Function(meta),
                 attributes: Vec::new,
@@ -223,7 +223,7 @@ impl Span {
     #[inline(always)]
     pub(crate) fn begin<N, A, I>(site: Site<N, A>, parent: Parent<'_>) -> Self
     where
-        N: FnOnce() -> Cow<'static, str>,
+        N: FnOnce() -> Name,
         A: FnOnce() -> I,
         I: IntoIterator<Item = KeyValue>,
     {
@@ -254,7 +254,7 @@ impl Span {
         parent: &Context,
         current: bool,
     ) where
-        N: FnOnce() -> Cow<'static, str>,
+        N: FnOnce() -> Name,
         A: FnOnce() -> I,
         I: IntoIterator<Item = KeyValue>,
     {
@@ -275,7 +275,7 @@ impl Span {
         parent: &Context,
         current: bool,
     ) where
-        N: FnOnce() -> Cow<'static, str>,
+        N: FnOnce() -> Name,
         A: FnOnce() -> I,
         I: IntoIterator<Item = KeyValue>,
     {
@@ -363,7 +363,7 @@ impl Span {
         trace_state: TraceState,
     ) -> Box<Live>
     where
-        N: FnOnce() -> Cow<'static, str>,
+        N: FnOnce() -> Name,
         A: FnOnce() -> I,
         I: IntoIterator<Item = KeyValue>,
     {
@@ -401,11 +401,13 @@ impl Span {
         parent: &Context,
     ) -> Box<Live>
     where
-        N: FnOnce() -> Cow<'static, str>,
+        N: FnOnce() -> Name,
         A: FnOnce() -> I,
         I: IntoIterator<Item = KeyValue>,
     {
-        let builder = tracer.span_builder((site.name)()).with_kind(site.kind);
+        let builder = tracer
+            .span_builder((site.name)().into_cow())
+            .with_kind(site.kind);
         let mut span = tracer.build_with_context(builder, parent);
         let recording = span.is_recording();
         // After the sampling decision: an unsampled span allocates nothing for them.
@@ -929,7 +931,7 @@ impl Span {
     /// integrations' HTTP and database spans), under `parent`; disabled
     /// before `init`. The attributes are made only for a sampled span.
     pub(crate) fn start_named<I: IntoIterator<Item = KeyValue>>(
-        name: impl FnOnce() -> Cow<'static, str>,
+        name: impl FnOnce() -> Name,
         kind: SpanKind,
         attributes: impl FnOnce() -> I,
         parent: &Context,
@@ -1009,7 +1011,7 @@ mod tests {
                         for _ in 0..200 {
                             let mut span = Span::OFF;
                             let site = Site {
-                                name: || Cow::Borrowed("f"),
+                                name: || Name::Static("f"),
                                 kind: kind.clone(),
                                 code: Code::Function(&META),
                                 attributes: Vec::new,
@@ -1043,7 +1045,7 @@ mod tests {
             let site = Site {
                 name: || {
                     named.set(named.get() + 1);
-                    Cow::Borrowed("GET /users/{id}")
+                    Name::Static("GET /users/{id}")
                 },
                 kind: SpanKind::Server,
                 code: Code::None,

@@ -13,7 +13,7 @@
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::panic::Location;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use crossbeam_queue::ArrayQueue;
 use opentelemetry::Context;
@@ -84,13 +84,54 @@ impl From<&SpanLimits> for Limits {
 /// instrumented function.
 const INLINE_ATTRIBUTES: usize = 4;
 
+/// A span's name: static (an instrumented function's), shared by the spans
+/// of one route or statement, or its own.
+#[derive(Clone, Debug)]
+pub(crate) enum Name {
+    Static(&'static str),
+    #[cfg_attr(
+        not(any(feature = "axum", feature = "sqlx", test)),
+        allow(dead_code, reason = "made by the integrations")
+    )]
+    Shared(Arc<str>),
+    Owned(String),
+}
+
+impl Name {
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            Self::Static(name) => name,
+            Self::Shared(name) => name,
+            Self::Owned(name) => name,
+        }
+    }
+
+    /// As a `SpanData`'s name: a shared one is copied.
+    pub(crate) fn into_cow(self) -> Cow<'static, str> {
+        match self {
+            Self::Static(name) => Cow::Borrowed(name),
+            Self::Shared(name) => Cow::Owned(name.as_ref().to_owned()),
+            Self::Owned(name) => Cow::Owned(name),
+        }
+    }
+}
+
+impl From<Cow<'static, str>> for Name {
+    fn from(name: Cow<'static, str>) -> Self {
+        match name {
+            Cow::Borrowed(name) => Self::Static(name),
+            Cow::Owned(name) => Self::Owned(name),
+        }
+    }
+}
+
 /// A sampled span of ours, from its start until it is exported.
 #[derive(Debug)]
 pub(crate) struct Record {
     pub(crate) span_context: SpanContext,
     pub(crate) parent_span_id: SpanId,
     pub(crate) parent_is_remote: bool,
-    pub(crate) name: Cow<'static, str>,
+    pub(crate) name: Name,
     pub(crate) kind: SpanKind,
     pub(crate) code: Code,
     pub(crate) start: Stamp,
@@ -205,7 +246,7 @@ impl Live {
         cx: Context,
         span_context: SpanContext,
         parent: &SpanContext,
-        name: Cow<'static, str>,
+        name: Name,
         kind: SpanKind,
         code: Code,
         limits: Limits,
@@ -255,7 +296,7 @@ impl Live {
                 span_context: SpanContext::empty_context(),
                 parent_span_id: SpanId::INVALID,
                 parent_is_remote: false,
-                name: Cow::Borrowed(""),
+                name: Name::Static(""),
                 kind: SpanKind::Internal,
                 code: Code::None,
                 start: Stamp::now(),
@@ -391,7 +432,7 @@ impl Record {
         self.attributes.clear();
         self.events.clear();
         self.span_context = SpanContext::empty_context();
-        self.name = Cow::Borrowed("");
+        self.name = Name::Static("");
         self.status = Status::Unset;
     }
 
@@ -413,7 +454,7 @@ impl Record {
             parent_span_id: self.parent_span_id,
             parent_span_is_remote: self.parent_is_remote,
             span_kind: std::mem::replace(&mut self.kind, SpanKind::Internal),
-            name: std::mem::replace(&mut self.name, Cow::Borrowed("")),
+            name: std::mem::replace(&mut self.name, Name::Static("")).into_cow(),
             start_time: anchor.time(self.start),
             end_time: anchor.time(self.end),
             attributes,
@@ -547,7 +588,7 @@ mod tests {
             Context::new(),
             SpanContext::empty_context(),
             &SpanContext::NONE,
-            Cow::Borrowed("f"),
+            Name::Static("f"),
             SpanKind::Internal,
             Code::Function(&META),
             limits,

@@ -20,8 +20,6 @@
 //! `REDACTED`. A response status of 400 or more, or a failure to send, sets
 //! status Error and `error.type`.
 
-use std::borrow::Cow;
-
 use ::reqwest::{Request, Response};
 use ::reqwest_middleware::{Middleware, Next, Result};
 use http::Extensions;
@@ -30,6 +28,7 @@ use opentelemetry::trace::SpanKind;
 use opentelemetry::{Context, KeyValue};
 
 use crate::__private::Span;
+use crate::record::Name;
 use crate::semconv::method;
 
 /// The middleware of this module; see the [module docs](self).
@@ -59,8 +58,8 @@ impl Middleware for TraceMiddleware {
         }
         let mut span = Span::start_named(
             || match method(request.method()) {
-                "_OTHER" => Cow::Borrowed("HTTP"),
-                known => Cow::Borrowed(known),
+                "_OTHER" => Name::Static("HTTP"),
+                known => Name::Static(known),
             },
             SpanKind::Client,
             || attributes(&request),

@@ -218,7 +218,7 @@ impl SpanBuilder {
         let (name, attributes) = (self.name, self.attributes);
         Span::begin(
             Site {
-                name: move || name,
+                name: move || name.into(),
                 kind: self.kind,
                 code: Code::Caller(self.location),
                 attributes: move || attributes,

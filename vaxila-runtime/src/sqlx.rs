@@ -52,6 +52,7 @@ use opentelemetry::trace::SpanKind;
 use opentelemetry::{Context, KeyValue, StringValue};
 
 use crate::__private::Span;
+use crate::record::Name;
 
 /// A sqlx pool whose queries are spans; see the [module docs](self).
 pub struct Traced<DB: Database> {
@@ -386,7 +387,7 @@ impl Statement {
 struct Described {
     /// `None` when the statement names no operation: the span is named
     /// after the database system.
-    name: Option<Box<str>>,
+    name: Option<Arc<str>>,
     operation: Option<StringValue>,
     collection: Option<StringValue>,
     /// The statement, its literals replaced by `?`.
@@ -431,17 +432,17 @@ impl Described {
         let statement = Statement::parse(sql);
         let shared = |text: &str| StringValue::from(Arc::<str>::from(text));
         Self {
-            name: statement.name().map(String::into_boxed_str),
+            name: statement.name().map(Arc::from),
             operation: statement.operation.as_deref().map(shared),
             collection: statement.collection.as_deref().map(shared),
             query: shared(&sanitize(sql, '\'')),
         }
     }
 
-    fn span_name(&self, system: &'static str) -> Cow<'static, str> {
+    fn span_name(&self, system: &'static str) -> Name {
         match &self.name {
-            Some(name) => Cow::Owned(name.as_ref().to_owned()),
-            None => Cow::Borrowed(system),
+            Some(name) => Name::Shared(name.clone()),
+            None => Name::Static(system),
         }
     }
 }
@@ -453,7 +454,7 @@ mod tests {
     use super::{DESCRIBED, DESCRIBED_LENGTH, DESCRIBED_STATEMENTS, Described, sanitize};
 
     fn name(sql: &str) -> String {
-        Described::of(sql).span_name("sqlite").into_owned()
+        Described::of(sql).span_name("sqlite").as_str().to_owned()
     }
 
     #[test]
@@ -508,7 +509,7 @@ mod tests {
         let sql = "SELECT sku FROM orders WHERE id = 42 AND note = 'secret'";
         let first = Described::of(sql);
         assert!(Rc::ptr_eq(&first, &Described::of(sql)));
-        assert_eq!(first.span_name("sqlite"), "SELECT orders");
+        assert_eq!(first.span_name("sqlite").as_str(), "SELECT orders");
         assert_eq!(first.operation.as_ref().map(|o| o.as_str()), Some("SELECT"));
         assert_eq!(
             first.collection.as_ref().map(|c| c.as_str()),
@@ -518,7 +519,10 @@ mod tests {
             first.query.as_str(),
             "SELECT sku FROM orders WHERE id = ? AND note = ?"
         );
-        assert_eq!(Described::of("  ").span_name("postgresql"), "postgresql");
+        assert_eq!(
+            Described::of("  ").span_name("postgresql").as_str(),
+            "postgresql"
+        );
     }
 
     #[test]
@@ -532,6 +536,6 @@ mod tests {
         let long = format!("SELECT {} FROM t", "c, ".repeat(DESCRIBED_LENGTH));
         let described = Described::of(&long);
         assert!(!Rc::ptr_eq(&described, &Described::of(&long)));
-        assert_eq!(described.span_name("sqlite"), "SELECT t");
+        assert_eq!(described.span_name("sqlite").as_str(), "SELECT t");
     }
 }

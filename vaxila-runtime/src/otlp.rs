@@ -1356,6 +1356,33 @@ mod wire {
     const fn varint_len(value: u64) -> usize {
         (((value | 1).leading_zeros() ^ 63) * 9 + 73) as usize / 64
     }
+
+    #[cfg(test)]
+    mod tests {
+        use std::panic::{AssertUnwindSafe, catch_unwind};
+
+        use super::put;
+
+        #[test]
+        fn put_appends_what_it_writes_and_never_writes_past_its_room() {
+            let mut buf = Vec::with_capacity(64);
+            buf.push(7);
+            put(&mut buf, 8, |out| {
+                out.varint(300);
+                out.bytes(b"ab");
+                out.fixed64(1, 0);
+                out.uint32(2, 1);
+            });
+            assert_eq!(buf, [7, 0xac, 0x02, b'a', b'b', 0x10, 1]);
+            // More than the room, though the vector has capacity to spare:
+            // a panic (a mistake in a length), and nothing appended.
+            let overrun = catch_unwind(AssertUnwindSafe(|| {
+                put(&mut buf, 2, |out| out.bytes(b"xyz"));
+            }));
+            assert!(overrun.is_err());
+            assert_eq!(buf.len(), 7);
+        }
+    }
 }
 
 #[cfg(test)]

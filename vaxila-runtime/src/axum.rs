@@ -28,6 +28,15 @@
 //! Handlers run inside the span, so `#[vaxila::instrument]` functions they
 //! call, `tracing` spans and database spans are its children.
 //!
+//! # What a thread keeps
+//!
+//! The strings a route's spans have in common are made once per thread and
+//! shared: each route it serves (up to 64; a route whose place another
+//! takes is made again) with its `http.route` and the span names made of
+//! it, and the last `Host` it saw, with its host and port. The path and
+//! the user agent differ from request to request, and each span gets its
+//! own copy.
+//!
 //! # Why not `opentelemetry-instrumentation-tower`
 //!
 //! That crate records `url.query` (redacting only some keys), brings the
@@ -320,16 +329,17 @@ fn server(authority: &str) -> Option<(StringValue, Option<u16>)> {
         })
     };
     let read = |server: &Server| (server.host.clone(), server.port);
-    LAST.try_with(|last| {
+    // `None` when the thread's copy cannot be had (a thread being torn down).
+    let kept = LAST.try_with(|last| {
         let mut last = last.try_borrow_mut().ok()?;
-        match last.as_ref() {
+        Some(match last.as_ref() {
             Some(seen) if *seen.authority == *authority => Some(read(seen)),
-            _ => Some(read(last.insert(parse()?))),
-        }
-    })
-    .ok()
-    .flatten()
-    .or_else(|| parse().as_ref().map(read))
+            _ => parse().map(|parsed| read(last.insert(parsed))),
+        })
+    });
+    kept.ok()
+        .flatten()
+        .unwrap_or_else(|| parse().as_ref().map(read))
 }
 
 fn attributes<B>(request: &Request<B>) -> impl Iterator<Item = KeyValue> {

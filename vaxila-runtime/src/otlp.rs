@@ -927,7 +927,7 @@ mod wire {
                 out.byte(0x18);
                 out.byte(code);
             }
-            out.fixed32_16(flags(span.parent_is_remote, context.trace_flags()));
+            out.fixed32(16, flags(span.parent_is_remote, context.trace_flags()));
         });
         close(buf, open);
     }
@@ -1222,11 +1222,12 @@ mod wire {
             }
         }
 
-        /// Field 16, a fixed32 (`Span.flags`), left out when 0.
+        /// A fixed32 field (its tag a varint: `Span.flags` is field 16),
+        /// left out when 0.
         #[inline(always)]
-        fn fixed32_16(&mut self, value: u32) {
+        fn fixed32(&mut self, field: u32, value: u32) {
             if value != 0 {
-                self.varint(u64::from((16 << 3) | FIXED32));
+                self.varint(u64::from((field << 3) | FIXED32));
                 self.bytes(&value.to_le_bytes());
             }
         }
@@ -1300,38 +1301,34 @@ mod wire {
         ((field << 3) | wire) as u8
     }
 
+    // The fields of colder paths, each through `put` as the hot ones are.
+
     fn fixed64(buf: &mut Vec<u8>, field: u32, value: u64) {
-        if value != 0 {
-            buf.push(tag(field, FIXED64));
-            buf.extend_from_slice(&value.to_le_bytes());
-        }
+        put(buf, 9, |out| out.fixed64(field, value));
     }
 
     fn fixed32(buf: &mut Vec<u8>, field: u32, value: u32) {
-        if value != 0 {
-            varint(buf, u64::from((field << 3) | FIXED32));
-            buf.extend_from_slice(&value.to_le_bytes());
-        }
+        put(buf, 9, |out| out.fixed32(field, value));
     }
 
     fn uint32(buf: &mut Vec<u8>, field: u32, value: u32) {
-        if value != 0 {
-            buf.push(tag(field, VARINT));
-            varint(buf, u64::from(value));
-        }
+        put(buf, 6, |out| out.uint32(field, value));
     }
 
     /// A string or bytes field, left out when empty (the proto3 default).
     fn bytes(buf: &mut Vec<u8>, field: u32, value: &str) {
-        if !value.is_empty() {
-            always_bytes(buf, field, value);
-        }
+        put(buf, bytes_len(value.len()), |out| {
+            out.len_field(field, value.as_bytes());
+        });
     }
 
     fn always_bytes(buf: &mut Vec<u8>, field: u32, value: &str) {
-        buf.push(tag(field, LEN));
-        varint(buf, value.len() as u64);
-        buf.extend_from_slice(value.as_bytes());
+        let len = value.len();
+        put(buf, 1 + varint_len(len as u64) + len, |out| {
+            out.byte(tag(field, LEN));
+            out.varint(value.len() as u64);
+            out.bytes(value.as_bytes());
+        });
     }
 
     /// The encoded size of `bytes(field, value)`, `field` up to 15, for a
@@ -1344,12 +1341,8 @@ mod wire {
         }
     }
 
-    fn varint(buf: &mut Vec<u8>, mut value: u64) {
-        while value >= 0x80 {
-            buf.push((value as u8) | 0x80);
-            value >>= 7;
-        }
-        buf.push(value as u8);
+    fn varint(buf: &mut Vec<u8>, value: u64) {
+        put(buf, 10, |out| out.varint(value));
     }
 
     /// prost's `encoded_len_varint`.

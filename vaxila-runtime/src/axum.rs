@@ -33,9 +33,9 @@
 //! The strings a route's spans have in common are made once per thread and
 //! shared: each route it serves (up to 64; a route whose place another
 //! takes is made again) with its `http.route` and the span names made of
-//! it, and the last `Host` it saw, with its host and port. The path and
-//! the user agent differ from request to request, and each span gets its
-//! own copy.
+//! it, the last `Host` it saw, with its host and port, and the last four
+//! user agents it saw (each of at most 512 bytes). The path differs from
+//! request to request, and each span gets its own copy.
 //!
 //! # Why not `opentelemetry-instrumentation-tower`
 //!
@@ -60,6 +60,7 @@ use opentelemetry::trace::{SpanKind, TraceContextExt as _};
 use opentelemetry::{Context, KeyValue, StringValue};
 
 use crate::__private::Span;
+use crate::recent::{self, Recent};
 use crate::record::Name;
 use crate::semconv::method;
 
@@ -342,6 +343,11 @@ fn server(authority: &str) -> Option<(StringValue, Option<u16>)> {
         .unwrap_or_else(|| parse().as_ref().map(read))
 }
 
+std::thread_local! {
+    /// The user agents this thread has seen last.
+    static AGENTS: Recent = const { Recent::new() };
+}
+
 fn attributes<B>(request: &Request<B>) -> impl Iterator<Item = KeyValue> {
     let uri = request.uri();
     let scheme = match uri.scheme_str() {
@@ -380,7 +386,7 @@ fn attributes<B>(request: &Request<B>) -> impl Iterator<Item = KeyValue> {
             .headers()
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
-            .map(|agent| KeyValue::new("user_agent.original", agent.to_owned())),
+            .map(|agent| KeyValue::new("user_agent.original", recent::value(&AGENTS, agent))),
         version.map(|version| KeyValue::new("network.protocol.version", version)),
     ]
     .into_iter()

@@ -17,6 +17,8 @@ mod global;
 mod guard;
 mod otlp;
 mod pipeline;
+#[cfg(any(feature = "axum", feature = "reqwest"))]
+mod recent;
 mod record;
 #[cfg(any(feature = "axum", feature = "reqwest"))]
 mod semconv;

@@ -19,6 +19,10 @@
 //! `sig`, `signature`, `password`, `secret`, `auth`, `code`, ...) become
 //! `REDACTED`. A response status of 400 or more, or a failure to send, sets
 //! status Error and `error.type`.
+//!
+//! Each thread keeps the last four hosts it called (each of at most 512
+//! bytes), so that their `server.address` is shared by the spans that
+//! call them, not copied into each.
 
 use ::reqwest::{Request, Response};
 use ::reqwest_middleware::{Middleware, Next, Result};
@@ -28,6 +32,7 @@ use opentelemetry::trace::SpanKind;
 use opentelemetry::{Context, KeyValue};
 
 use crate::__private::Span;
+use crate::recent::{self, Recent};
 use crate::record::Name;
 use crate::semconv::method;
 
@@ -143,6 +148,11 @@ impl Injector for Headers<'_> {
     }
 }
 
+std::thread_local! {
+    /// The hosts this thread has called last.
+    static HOSTS: Recent = const { Recent::new() };
+}
+
 fn attributes(request: &Request) -> impl Iterator<Item = KeyValue> {
     let url = request.url();
     [
@@ -152,7 +162,7 @@ fn attributes(request: &Request) -> impl Iterator<Item = KeyValue> {
         )),
         Some(KeyValue::new("url.full", full_url(url))),
         url.host_str()
-            .map(|host| KeyValue::new("server.address", host.to_owned())),
+            .map(|host| KeyValue::new("server.address", recent::value(&HOSTS, host))),
         url.port_or_known_default()
             .map(|port| KeyValue::new("server.port", i64::from(port))),
     ]

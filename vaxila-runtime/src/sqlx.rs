@@ -28,7 +28,9 @@
 //!
 //! Each thread works out a statement's name, operation, table and text once
 //! and shares them among that statement's spans. It keeps this for at most
-//! 128 statements of at most 1 KiB each, and starts over past that.
+//! 128 statements of at most 1 KiB each, and starts over past that; a
+//! statement written as a string literal is found again by its address
+//! (checked against its text), without hashing its text.
 //!
 //! `Traced` derefs to the pool, so `db.begin()`, `db.acquire()` and the rest
 //! are still there (queries run on a transaction or a connection taken from
@@ -401,8 +403,65 @@ const DESCRIBED_STATEMENTS: usize = 128;
 /// mostly made at run time, each different.
 const DESCRIBED_LENGTH: usize = 1024;
 
+/// Places for statements found by where their text is.
+const ADDRESS_SLOTS: usize = 64;
+
+/// The statements a thread has described.
+struct Statements {
+    /// By text: a statement made at run time is at another address each
+    /// time, and its text is what repeats.
+    by_text: HashMap<Rc<str>, Rc<Described>>,
+    /// By the address of the text, checked against the text: most
+    /// statements are string literals, at one address for the program's
+    /// life, so this finds them without hashing their text. A place is
+    /// taken by the last statement whose address falls into it.
+    by_address: [Option<AtAddress>; ADDRESS_SLOTS],
+}
+
+/// A statement kept by the address of its text.
+struct AtAddress {
+    address: usize,
+    text: Rc<str>,
+    described: Rc<Described>,
+}
+
+impl Statements {
+    fn get(&mut self, sql: &str) -> Rc<Described> {
+        let address = sql.as_ptr() as usize;
+        let at = address.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58;
+        let slot = &mut self.by_address[at % ADDRESS_SLOTS];
+        if let Some(kept) = slot
+            && kept.address == address
+            && *kept.text == *sql
+        {
+            return kept.described.clone();
+        }
+        let (text, described) = match self.by_text.get_key_value(sql) {
+            Some((text, described)) => (text.clone(), described.clone()),
+            None => {
+                if self.by_text.len() >= DESCRIBED_STATEMENTS {
+                    self.by_text.clear();
+                }
+                let text = Rc::<str>::from(sql);
+                let described = Rc::new(Described::new(sql));
+                self.by_text.insert(text.clone(), described.clone());
+                (text, described)
+            }
+        };
+        *slot = Some(AtAddress {
+            address,
+            text,
+            described: described.clone(),
+        });
+        described
+    }
+}
+
 std::thread_local! {
-    static DESCRIBED: RefCell<HashMap<Box<str>, Rc<Described>>> = RefCell::default();
+    static DESCRIBED: RefCell<Statements> = RefCell::new(Statements {
+        by_text: HashMap::new(),
+        by_address: [const { None }; ADDRESS_SLOTS],
+    });
 }
 
 impl Described {
@@ -411,18 +470,7 @@ impl Described {
             return Rc::new(Self::new(sql));
         }
         DESCRIBED
-            .try_with(|described| {
-                let mut described = described.try_borrow_mut().ok()?;
-                if let Some(statement) = described.get(sql) {
-                    return Some(statement.clone());
-                }
-                if described.len() >= DESCRIBED_STATEMENTS {
-                    described.clear();
-                }
-                let statement = Rc::new(Self::new(sql));
-                described.insert(sql.into(), statement.clone());
-                Some(statement)
-            })
+            .try_with(|described| Some(described.try_borrow_mut().ok()?.get(sql)))
             .ok()
             .flatten()
             .unwrap_or_else(|| Rc::new(Self::new(sql)))
@@ -526,11 +574,33 @@ mod tests {
     }
 
     #[test]
+    fn a_statement_is_found_by_its_address_and_checked_by_its_text() {
+        let literal = "SELECT id FROM by_address WHERE id = ?";
+        let first = Described::of(literal);
+        assert!(Rc::ptr_eq(&first, &Described::of(literal)));
+        // The same text at another address: found by its text.
+        let copy = literal.to_owned();
+        assert!(Rc::ptr_eq(&first, &Described::of(&copy)));
+        // Other text at the same address: described as itself.
+        let mut reused = String::with_capacity(64);
+        reused.push_str("SELECT a FROM reused_one");
+        let address = reused.as_ptr();
+        assert_eq!(name(&reused), "SELECT reused_one");
+        reused.clear();
+        reused.push_str("SELECT a FROM reused_two");
+        assert_eq!(reused.as_ptr(), address);
+        assert_eq!(name(&reused), "SELECT reused_two");
+        // Both still kept by text.
+        let two = Described::of(&reused);
+        assert!(Rc::ptr_eq(&two, &Described::of("SELECT a FROM reused_two")));
+    }
+
+    #[test]
     fn the_described_statements_of_a_thread_are_bounded() {
         for n in 0..DESCRIBED_STATEMENTS * 2 + 7 {
             Described::of(&format!("SELECT c{n} FROM t"));
         }
-        let kept = DESCRIBED.with(|d| d.borrow().len());
+        let kept = DESCRIBED.with(|d| d.borrow().by_text.len());
         assert!((1..=DESCRIBED_STATEMENTS).contains(&kept), "{kept}");
 
         let long = format!("SELECT {} FROM t", "c, ".repeat(DESCRIBED_LENGTH));

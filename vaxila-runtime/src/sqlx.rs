@@ -428,9 +428,8 @@ struct AtAddress {
 impl Statements {
     fn get(&mut self, sql: &str) -> Rc<Described> {
         let address = sql.as_ptr() as usize;
-        let at = address.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58;
-        let slot = &mut self.by_address[at % ADDRESS_SLOTS];
-        if let Some(kept) = slot
+        let at = (address.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) % ADDRESS_SLOTS;
+        if let Some(kept) = &self.by_address[at]
             && kept.address == address
             && *kept.text == *sql
         {
@@ -440,7 +439,9 @@ impl Statements {
             Some((text, described)) => (text.clone(), described.clone()),
             None => {
                 if self.by_text.len() >= DESCRIBED_STATEMENTS {
+                    // Both, so that what is kept stays within the bound.
                     self.by_text.clear();
+                    self.by_address = [const { None }; ADDRESS_SLOTS];
                 }
                 let text = Rc::<str>::from(sql);
                 let described = Rc::new(Described::new(sql));
@@ -448,7 +449,7 @@ impl Statements {
                 (text, described)
             }
         };
-        *slot = Some(AtAddress {
+        self.by_address[at] = Some(AtAddress {
             address,
             text,
             described: described.clone(),
@@ -602,6 +603,14 @@ mod tests {
         }
         let kept = DESCRIBED.with(|d| d.borrow().by_text.len());
         assert!((1..=DESCRIBED_STATEMENTS).contains(&kept), "{kept}");
+        // What the addresses keep is among what the texts keep.
+        DESCRIBED.with(|d| {
+            let d = d.borrow();
+            for at_address in d.by_address.iter().flatten() {
+                let kept = d.by_text.get(&*at_address.text);
+                assert!(kept.is_some_and(|kept| Rc::ptr_eq(kept, &at_address.described)));
+            }
+        });
 
         let long = format!("SELECT {} FROM t", "c, ".repeat(DESCRIBED_LENGTH));
         let described = Described::of(&long);

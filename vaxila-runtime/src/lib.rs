@@ -17,6 +17,7 @@ mod global;
 mod guard;
 mod otlp;
 mod pipeline;
+mod propagation;
 #[cfg(any(feature = "axum", feature = "reqwest"))]
 mod recent;
 mod record;

@@ -33,9 +33,7 @@ pub(crate) fn install(settings: Settings) -> Result<Guard, Error> {
             "vaxila: printing spans to stderr (exporter kind \"auto\"): {reason}"
         );
     }
-    opentelemetry::global::set_text_map_propagator(
-        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
-    );
+    opentelemetry::global::set_text_map_propagator(crate::propagation::TraceContext::new());
     crate::global::install(&pipeline.provider, Some(pipeline.fast.clone()));
     crate::bridge::install(&settings.tracing);
     Ok(Guard::new(pipeline, settings, claim))

@@ -238,15 +238,22 @@ struct Route {
     names: Vec<(&'static str, Arc<str>)>,
 }
 
-/// Routes a thread keeps; a route whose slot another takes is made again.
+/// Routes a thread keeps; a route whose place another takes is made again.
 const ROUTE_SLOTS: usize = 64;
 
 std::thread_local! {
     /// This thread's routes, by where their text is: axum keeps one copy of
     /// each route's template for the router's life, and the text itself is
-    /// checked.
+    /// checked. Each address has two places (a pair), so that two busy
+    /// routes whose addresses fall together do not take turns.
     static ROUTES: RefCell<[Option<Box<Route>>; ROUTE_SLOTS]> =
         const { RefCell::new([const { None }; ROUTE_SLOTS]) };
+}
+
+/// The first of the two places of `route`'s address.
+fn pair_of(route: &str) -> usize {
+    let pair = (route.as_ptr() as usize).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 59;
+    (pair * 2) % ROUTE_SLOTS
 }
 
 /// Runs `f` on this thread's [`Route`] of `route`.
@@ -254,15 +261,23 @@ fn with_route<R>(route: &str, f: impl FnOnce(&mut Route) -> R) -> Option<R> {
     ROUTES
         .try_with(|routes| {
             let mut routes = routes.try_borrow_mut().ok()?;
-            let at = (route.as_ptr() as usize).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58;
-            let slot = &mut routes[at % ROUTE_SLOTS];
-            if slot.as_ref().is_none_or(|kept| *kept.route != *route) {
-                *slot = Some(Box::new(Route {
-                    route: Arc::from(route),
-                    names: Vec::new(),
-                }));
-            }
-            slot.as_deref_mut().map(f)
+            let pair = &mut routes[pair_of(route)..][..2];
+            let at = match pair
+                .iter()
+                .position(|kept| kept.as_ref().is_some_and(|kept| *kept.route == *route))
+            {
+                Some(at) => at,
+                None => {
+                    // The newest first; the older of the two makes room.
+                    pair.swap(0, 1);
+                    pair[0] = Some(Box::new(Route {
+                        route: Arc::from(route),
+                        names: Vec::new(),
+                    }));
+                    0
+                }
+            };
+            pair[at].as_deref_mut().map(f)
         })
         .ok()
         .flatten()
@@ -442,6 +457,50 @@ mod tests {
                 assert_eq!(shared_route(route).as_str(), route.as_str());
             }
         }
+    }
+
+    #[test]
+    fn two_routes_whose_addresses_fall_together_are_both_kept() {
+        // Three routes of one pair, the third older than the rest.
+        let mut routes: Vec<String> = Vec::new();
+        let mut others = Vec::new();
+        for i in 0.. {
+            let route = format!("/pair{i}/{{id}}");
+            if routes
+                .first()
+                .is_none_or(|first| pair_of(first) == pair_of(&route))
+            {
+                routes.push(route);
+                if routes.len() == 3 {
+                    break;
+                }
+            } else {
+                others.push(route);
+            }
+        }
+        let [a, b, c] = [&routes[0], &routes[1], &routes[2]];
+        let (first_a, first_b) = (shared_name("GET", a), shared_name("GET", b));
+        for _ in 0..3 {
+            assert!(Arc::ptr_eq(
+                shared(&first_a),
+                shared(&shared_name("GET", a))
+            ));
+            assert!(Arc::ptr_eq(
+                shared(&first_b),
+                shared(&shared_name("GET", b))
+            ));
+        }
+        // A third pushes out the older of the two, and each is still right.
+        assert_eq!(shared_name("GET", c).as_str(), format!("GET {c}"));
+        assert!(Arc::ptr_eq(
+            shared(&first_b),
+            shared(&shared_name("GET", b))
+        ));
+        assert!(!Arc::ptr_eq(
+            shared(&first_a),
+            shared(&shared_name("GET", a))
+        ));
+        assert_eq!(shared_name("GET", a).as_str(), format!("GET {a}"));
     }
 
     #[test]

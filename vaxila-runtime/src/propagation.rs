@@ -77,7 +77,7 @@ fn traceparent(span_context: &SpanContext) -> String {
         &mut out[53..],
         &[(span_context.trace_flags() & TraceFlags::SAMPLED).to_u8()],
     );
-    out.iter().map(|&b| char::from(b)).collect()
+    String::from_utf8(out.to_vec()).expect("hex digits and dashes are ASCII")
 }
 
 fn hex(out: &mut [u8], bytes: &[u8]) {
@@ -95,27 +95,43 @@ fn parse(header: &str) -> Option<(TraceId, SpanId, TraceFlags)> {
     if bytes.len() != LENGTH || &bytes[..3] != b"00-" || bytes[35] != b'-' || bytes[52] != b'-' {
         return None;
     }
-    let trace_id = unhex(&bytes[3..35])?;
+    let trace_id = u128::from(unhex(&bytes[3..19])?) << 64 | u128::from(unhex(&bytes[19..35])?);
     let span_id = unhex(&bytes[36..52])?;
     let flags = unhex(&bytes[53..])?;
     Some((
         TraceId::from(trace_id),
-        // At most 16 digits: fits.
-        SpanId::from(span_id as u64),
+        SpanId::from(span_id),
+        // Two digits: fits.
         TraceFlags::new(flags as u8) & TraceFlags::SAMPLED,
     ))
 }
 
-/// Lowercase hex digits (at most 32) as a number.
-fn unhex(digits: &[u8]) -> Option<u128> {
-    digits.iter().try_fold(0_u128, |n, &digit| {
-        let value = match digit {
-            b'0'..=b'9' => digit - b'0',
-            b'a'..=b'f' => digit - b'a' + 10,
-            _ => return None,
-        };
-        Some(n << 4 | u128::from(value))
-    })
+/// What each byte is worth as a lowercase hex digit; `0xff` for others.
+const DIGITS: [u8; 256] = {
+    let mut digits = [0xff; 256];
+    let mut at = 0;
+    while at < 10 {
+        digits[b'0' as usize + at] = at as u8;
+        at += 1;
+    }
+    let mut at = 0;
+    while at < 6 {
+        digits[b'a' as usize + at] = 10 + at as u8;
+        at += 1;
+    }
+    digits
+};
+
+/// At most 16 lowercase hex digits, as a number.
+fn unhex(digits: &[u8]) -> Option<u64> {
+    let (mut n, mut seen) = (0_u64, 0_u8);
+    for &digit in digits {
+        let value = DIGITS[usize::from(digit)];
+        seen |= value;
+        n = n << 4 | u64::from(value & 0xf);
+    }
+    // A byte that is no digit sets the high bits.
+    (seen < 0x10).then_some(n)
 }
 
 #[cfg(test)]

@@ -192,9 +192,6 @@ const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 /// The caller's context from `traceparent`, if it sent a valid one; else the
 /// current context.
 fn parent_of<B>(request: &Request<B>) -> Context {
-    if !request.headers().contains_key(TRACEPARENT) {
-        return Context::current();
-    }
     let extracted = opentelemetry::global::get_text_map_propagator(|propagator| {
         propagator.extract(&Headers(request.headers()))
     });

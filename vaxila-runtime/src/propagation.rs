@@ -42,8 +42,11 @@ impl TextMapPropagator for TraceContext {
     }
 
     fn extract_with_context(&self, cx: &Context, extractor: &dyn Extractor) -> Context {
-        let Some((trace_id, span_id, flags)) = extractor.get(TRACEPARENT).and_then(parse) else {
-            // Absent, or in a form the SDK's propagator knows best.
+        let Some(header) = extractor.get(TRACEPARENT) else {
+            return cx.clone();
+        };
+        let Some((trace_id, span_id, flags)) = parse(header) else {
+            // A form the SDK's propagator knows best.
             return self.sdk.extract_with_context(cx, extractor);
         };
         let trace_state = extractor

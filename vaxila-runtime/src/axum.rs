@@ -458,7 +458,7 @@ mod tests {
 
     #[test]
     fn two_routes_whose_addresses_fall_together_are_both_kept() {
-        // Three routes of one pair, the third older than the rest.
+        // Three routes whose addresses fall in one pair.
         let mut routes: Vec<String> = Vec::new();
         let mut others = Vec::new();
         for i in 0.. {

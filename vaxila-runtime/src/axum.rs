@@ -249,8 +249,7 @@ std::thread_local! {
 
 /// The first of the two places of `route`'s address.
 fn pair_of(route: &str) -> usize {
-    let pair = (route.as_ptr() as usize).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 59;
-    (pair * 2) % ROUTE_SLOTS
+    crate::address::place_of(route.as_ptr() as usize, ROUTE_SLOTS / 2) * 2
 }
 
 /// Runs `f` on this thread's [`Route`] of `route`.

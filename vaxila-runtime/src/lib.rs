@@ -5,6 +5,7 @@
 //!
 //! [`vaxila`]: https://docs.rs/vaxila
 
+mod address;
 mod attribute;
 mod batch;
 mod bridge;

@@ -639,7 +639,7 @@ mod wire {
                 self.bytes.clear();
                 self.cut = cut.0;
             }
-            let index = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) % CODE_SLOTS;
+            let index = crate::address::place_of(key, CODE_SLOTS);
             let slot = &mut self.slots[index];
             if slot.key != key {
                 let start = self.bytes.len();

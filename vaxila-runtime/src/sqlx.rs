@@ -428,7 +428,7 @@ struct AtAddress {
 impl Statements {
     fn get(&mut self, sql: &str) -> Rc<Described> {
         let address = sql.as_ptr() as usize;
-        let at = (address.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) % ADDRESS_SLOTS;
+        let at = crate::address::place_of(address, ADDRESS_SLOTS);
         if let Some(kept) = &self.by_address[at]
             && kept.address == address
             && *kept.text == *sql

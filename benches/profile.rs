@@ -12,9 +12,10 @@
 //!
 //! `paced` times sampled calls in bursts the export thread keeps up with
 //! (256 calls, then 2 ms for it to catch up), so that every span is
-//! exported and none dropped, against the same bursts with exporter
-//! `none`, interleaved: what handing each span to the export thread costs
-//! the caller when the pipeline is not overloaded.
+//! exported and none dropped (a round in which some were is run again),
+//! against the same bursts with exporter `none`, interleaved: what handing
+//! each span to the export thread costs the caller when the pipeline is
+//! not overloaded.
 //!
 //! ```sh
 //! cargo bench --bench profile -- paced
@@ -93,28 +94,42 @@ fn paced() {
         v[v.len() / 2]
     };
     let (mut discarded, mut exported) = (Vec::new(), Vec::new());
-    for _ in 0..7 {
+    // Rounds in which the export thread fell behind (the machine busy with
+    // something else, say), run again: the figure is of spans all exported.
+    let mut repeated = 0;
+    while exported.len() < 7 {
         let guard = vaxila::Config::default()
             .with_exporter(vaxila::Exporter::None)
             .with_tracing_bridge(false)
             .init()
             .expect("vaxila::init");
-        discarded.push(bursts());
+        let none = bursts();
         drop(guard);
         let guard = vaxila::Config::default()
             .with_endpoint(sink.endpoint.clone())
             .with_tracing_bridge(false)
             .init()
             .expect("vaxila::init");
-        exported.push(bursts());
+        let sent = bursts();
         let stats = guard.stats();
         drop(guard);
-        assert_eq!(stats.dropped, 0, "the export thread fell behind: {stats}");
+        if stats.dropped > 0 {
+            repeated += 1;
+            eprintln!("paced: the export thread fell behind ({stats}); the round is run again");
+            assert!(
+                repeated <= 7,
+                "paced: the export thread fell behind in {repeated} rounds"
+            );
+            continue;
+        }
+        discarded.push(none);
+        exported.push(sent);
     }
     let (discarded, exported) = (median(discarded), median(exported));
     println!(
         "paced sampled calls, medians of 7 rounds: exporter none {discarded:.1} ns/call, \
-         exported {exported:.1} ns/call ({:+.1} ns), every span exported",
+         exported {exported:.1} ns/call ({:+.1} ns), every span exported \
+         ({repeated} round(s) run again)",
         exported - discarded
     );
 }

@@ -101,7 +101,13 @@ fn anchor_now() {
 /// Converts stamps into wall-clock time, against the anchors taken so far
 /// and one taken now.
 #[derive(Debug)]
-pub(crate) struct Anchor(MutexGuard<'static, VecDeque<Reading>>);
+pub(crate) struct Anchor {
+    history: MutexGuard<'static, VecDeque<Reading>>,
+    /// The newest reading and the one before it, copied out of `history`:
+    /// nearly every stamp of a batch is converted against one of them.
+    newest: [Option<Reading>; 2],
+    clock: &'static quanta::Clock,
+}
 
 impl Anchor {
     pub(crate) fn now() -> Self {
@@ -120,7 +126,17 @@ impl Anchor {
         if stale {
             push(&mut history, Reading::new(raw, SystemTime::now()));
         }
-        Self(history)
+        Self::of(history)
+    }
+
+    /// An anchor over `history` as it is.
+    fn of(history: MutexGuard<'static, VecDeque<Reading>>) -> Self {
+        let mut newest = history.iter().rev().copied();
+        Self {
+            newest: [newest.next(), newest.next()],
+            history,
+            clock: clock(),
+        }
     }
 
     /// The wall-clock time of `stamp`.
@@ -128,7 +144,7 @@ impl Anchor {
         let Some(reading) = self.reading_for(stamp) else {
             return SystemTime::now();
         };
-        let clock = clock();
+        let clock = self.clock;
         if stamp.0 >= reading.raw {
             reading.wall + Duration::from_nanos(clock.delta_as_nanos(reading.raw, stamp.0))
         } else {
@@ -143,7 +159,7 @@ impl Anchor {
             return nanos_since_epoch(SystemTime::now());
         };
         let wall = reading.wall_nanos;
-        let clock = clock();
+        let clock = self.clock;
         let time = if stamp.0 >= reading.raw {
             wall + i128::from(clock.delta_as_nanos(reading.raw, stamp.0))
         } else {
@@ -154,17 +170,18 @@ impl Anchor {
 
     /// The last anchor at or before `stamp`; the oldest for a stamp older
     /// than all of them. `now` has pushed one, so there is one.
+    #[inline]
     fn reading_for(&self, stamp: Stamp) -> Option<&Reading> {
         // Most stamps are younger than the anchor before this one.
-        let len = self.0.len();
-        for back in 1..=len.min(2) {
-            let reading = &self.0[len - back];
+        for reading in self.newest.iter().flatten() {
             if reading.raw <= stamp.0 {
                 return Some(reading);
             }
         }
-        let after = self.0.partition_point(|reading| reading.raw <= stamp.0);
-        self.0.get(after.saturating_sub(1))
+        let after = self
+            .history
+            .partition_point(|reading| reading.raw <= stamp.0);
+        self.history.get(after.saturating_sub(1))
     }
 }
 
@@ -206,11 +223,35 @@ mod tests {
         let second = Reading::new(first.raw + 1, first.wall + Duration::from_secs(10));
         push(&mut readings, first);
         push(&mut readings, second);
-        let anchor = Anchor(readings);
+        let anchor = Anchor::of(readings);
         assert_eq!(anchor.time(Stamp(first.raw)), first.wall);
         assert_eq!(anchor.time(Stamp(second.raw)), second.wall);
         // Older than every anchor: the oldest converts it.
         assert!(anchor.time(Stamp(first.raw - 1)) <= first.wall);
+        drop(anchor);
+        // Older than the newest two: found among the rest.
+        let mut readings = history();
+        readings.clear();
+        let walls: Vec<Reading> = (0..5)
+            .map(|i| {
+                Reading::new(
+                    first.raw + i * 1_000,
+                    first.wall + Duration::from_secs(10 * i),
+                )
+            })
+            .collect();
+        for &reading in &walls {
+            push(&mut readings, reading);
+        }
+        let anchor = Anchor::of(readings);
+        for reading in &walls {
+            assert_eq!(anchor.time(Stamp(reading.raw)), reading.wall);
+            assert_eq!(
+                anchor.unix_nanos(Stamp(reading.raw + 1)),
+                nanos_since_epoch(anchor.time(Stamp(reading.raw + 1)))
+            );
+            assert!(anchor.time(Stamp(reading.raw + 1)) < reading.wall + Duration::from_secs(1));
+        }
         drop(anchor);
         history().clear();
     }
@@ -233,7 +274,7 @@ mod tests {
                 Reading::new(now.raw + i as u64 * 1_000_000_000, wall),
             );
         }
-        let anchor = Anchor(readings);
+        let anchor = Anchor::of(readings);
         for offset in [
             0,
             1,
@@ -265,9 +306,9 @@ mod tests {
         readings.clear();
         let mut anchor = Anchor::over(readings);
         for _ in 0..100 {
-            anchor = Anchor::over(anchor.0);
+            anchor = Anchor::over(anchor.history);
         }
-        assert_eq!(anchor.0.len(), 1);
+        assert_eq!(anchor.history.len(), 1);
         let stamp = Stamp::now();
         let expected = SystemTime::now();
         let time = anchor.time(stamp);
@@ -278,7 +319,7 @@ mod tests {
             off < Duration::from_millis(1),
             "{time:?} against {expected:?}"
         );
-        anchor.0.clear();
+        anchor.history.clear();
     }
 
     #[test]

@@ -106,7 +106,6 @@ pub(crate) struct Anchor {
     /// The newest reading and the one before it, copied out of `history`:
     /// nearly every stamp of a batch is converted against one of them.
     newest: [Option<Reading>; 2],
-    clock: &'static quanta::Clock,
 }
 
 impl Anchor {
@@ -135,7 +134,6 @@ impl Anchor {
         Self {
             newest: [newest.next(), newest.next()],
             history,
-            clock: clock(),
         }
     }
 
@@ -144,7 +142,7 @@ impl Anchor {
         let Some(reading) = self.reading_for(stamp) else {
             return SystemTime::now();
         };
-        let clock = self.clock;
+        let clock = clock();
         if stamp.0 >= reading.raw {
             reading.wall + Duration::from_nanos(clock.delta_as_nanos(reading.raw, stamp.0))
         } else {
@@ -159,7 +157,7 @@ impl Anchor {
             return nanos_since_epoch(SystemTime::now());
         };
         let wall = reading.wall_nanos;
-        let clock = self.clock;
+        let clock = clock();
         let time = if stamp.0 >= reading.raw {
             wall + i128::from(clock.delta_as_nanos(reading.raw, stamp.0))
         } else {

@@ -323,6 +323,12 @@ struct Queue {
     closed: AtomicBool,
 }
 
+/// How much longer than the export timeout a flush or a shutdown waits for
+/// the export thread: an export that runs until its own deadline (retrying
+/// a throttling endpoint, say) then answers how it ended, and its spans are
+/// counted, before the wait is over.
+pub(crate) const ANSWER_GRACE: Duration = Duration::from_millis(200);
+
 /// The batch processor of the OTLP pipeline.
 ///
 /// Ending a span pushes it into a lock-free bounded queue; the export
@@ -492,14 +498,14 @@ impl SpanProcessor for BatchProcessor {
         if self.shut_down.load(Ordering::Relaxed) {
             return Err(OTelSdkError::AlreadyShutdown);
         }
-        self.ask(Control::Flush, self.timeout)
+        self.ask(Control::Flush, self.timeout.saturating_add(ANSWER_GRACE))
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
         if self.shut_down.swap(true, Ordering::Relaxed) {
             return Err(OTelSdkError::AlreadyShutdown);
         }
-        self.ask(Control::Shutdown, timeout)
+        self.ask(Control::Shutdown, timeout.saturating_add(ANSWER_GRACE))
     }
 }
 

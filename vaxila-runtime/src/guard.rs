@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 
-use crate::batch::ExportStats;
+use crate::batch::{ANSWER_GRACE, ExportStats};
 use crate::config::Settings;
 use crate::error::Error;
 use crate::global::InitClaim;
@@ -84,7 +84,7 @@ impl Guard {
     }
 
     /// Exports every span ended so far, now, and waits for the export, for
-    /// at most the export timeout.
+    /// at most the export timeout (and a moment for its answer).
     ///
     /// Useful before a process may be frozen or killed (serverless handlers,
     /// a fork). The console exporter prints each trace when its local root
@@ -99,7 +99,9 @@ impl Guard {
         let Some(provider) = lock(&self.slot).as_ref().map(|p| p.provider.clone()) else {
             return Ok(());
         };
-        bounded("flush", self.timeout, move || provider.force_flush())
+        // The pipeline's own wait ends first, so its answer is the one reported.
+        let wait = self.timeout.saturating_add(2 * ANSWER_GRACE);
+        bounded("flush", wait, move || provider.force_flush())
     }
 
     /// What became of the spans exported over OTLP so far: how many the
@@ -125,9 +127,10 @@ impl Guard {
     }
 
     /// Exports every span ended so far and stops the pipeline, waiting at
-    /// most the export timeout. Instrumented code goes back to costing
-    /// nothing, and `init` may be called again. Dropping the guard does the
-    /// same, reporting a failure on stderr instead of returning it.
+    /// most the export timeout (and a moment for its answer). Instrumented
+    /// code goes back to costing nothing, and `init` may be called again.
+    /// Dropping the guard does the same, reporting a failure on stderr
+    /// instead of returning it.
     ///
     /// # Errors
     ///
@@ -147,10 +150,10 @@ impl Guard {
         // pipeline (`global::end_span`), exported or counted as dropped.
         crate::global::clear_tracer_provider();
         let timeout = self.timeout;
-        // The SDK's own deadline fires first, so its answer is the one reported.
+        // As in `flush`.
         let result = bounded(
             "shutdown",
-            timeout.saturating_add(Duration::from_millis(200)),
+            timeout.saturating_add(2 * ANSWER_GRACE),
             move || provider.shutdown_with_timeout(timeout),
         );
         if let Some(stats) = counters.map(|c| c.stats()).filter(|s| s.lost() > 0) {

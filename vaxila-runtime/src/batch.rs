@@ -11,9 +11,9 @@
 //! the `fork`.
 //!
 //! Encoding and sending overlap: the export thread encodes and compresses a
-//! batch while a second thread (the courier) sends the one before, so that
-//! neither the network's round trip nor the receiver's work idles the
-//! encoder.
+//! batch while two other threads (the couriers) send the ones before, so
+//! that neither the network's round trip nor the receiver's work idles the
+//! encoder, and one slow answer does not hold back the next request.
 
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
@@ -323,6 +323,12 @@ struct Queue {
     closed: AtomicBool,
 }
 
+/// How many requests are on their way at once, each sent by a thread of
+/// its own (a courier). Two keep the receiver busy while one request's
+/// answer is on its way back, and double what a distant endpoint (a long
+/// round trip per request) can be sent.
+const COURIERS: usize = 2;
+
 /// How much longer than the export timeout a flush or a shutdown waits for
 /// the export thread: an export that runs until its own deadline (retrying
 /// a throttling endpoint, say) then answers how it ended, and its spans are
@@ -367,20 +373,24 @@ impl BatchProcessor {
         });
         let (control, control_queue) = crossbeam_channel::unbounded();
         let exporter = Arc::new(exporter);
-        // A rendezvous: the export thread encodes the next batch while the
-        // courier sends the last one, and hands it over once that is done.
-        // Out of the queue, then, are two batches at most.
-        let (deliveries, to_deliver) = crossbeam_channel::bounded(0);
-        let (spare_bodies, bodies) = crossbeam_channel::bounded(2);
-        let courier = Courier {
-            exporter: exporter.clone(),
-            counters: counters.clone(),
-            endpoint: endpoint.clone(),
-            spare_bodies,
-        };
-        std::thread::Builder::new()
-            .name("vaxila-send".into())
-            .spawn(move || courier.run(&to_deliver))?;
+        // Rendezvous: the export thread encodes the next batch while the
+        // couriers send the last ones, and hands it to the first that is
+        // done. Out of the queue, then, are `COURIERS + 1` batches at most.
+        let (spare_bodies, bodies) = crossbeam_channel::bounded(COURIERS);
+        let mut deliveries = Vec::with_capacity(COURIERS);
+        for _ in 0..COURIERS {
+            let (delivery, to_deliver) = crossbeam_channel::bounded(0);
+            let courier = Courier {
+                exporter: exporter.clone(),
+                counters: counters.clone(),
+                endpoint: endpoint.clone(),
+                spare_bodies: spare_bodies.clone(),
+            };
+            std::thread::Builder::new()
+                .name("vaxila-send".into())
+                .spawn(move || courier.run(&to_deliver))?;
+            deliveries.push(delivery);
+        }
         let worker = Worker {
             exporter,
             deliveries,
@@ -575,8 +585,8 @@ impl Courier {
 /// The export thread.
 struct Worker {
     exporter: Arc<OtlpExporter>,
-    /// To the thread that sends the requests.
-    deliveries: Sender<Delivery>,
+    /// To each of the threads that send the requests.
+    deliveries: Vec<Sender<Delivery>>,
     /// Bodies of sent requests, to write the next ones into.
     bodies: Receiver<Vec<u8>>,
     /// The spans of the export under way, in a buffer kept between exports.
@@ -656,13 +666,36 @@ impl Worker {
     /// Exports everything queued now, and waits until it is sent.
     fn flush(&mut self) -> OTelSdkResult {
         let encoded = self.drain();
-        let (reply, answer) = crossbeam_channel::bounded(1);
-        let delivered = if self.deliveries.send(Delivery::Barrier(reply)).is_ok() {
-            answer.recv().unwrap_or_else(|_| Err(courier_gone()))
-        } else {
-            Err(courier_gone())
-        };
+        // A barrier to every courier: each answers once what it took
+        // before it is answered.
+        let answers: Vec<_> = self
+            .deliveries
+            .iter()
+            .map(|courier| {
+                let (reply, answer) = crossbeam_channel::bounded(1);
+                courier.send(Delivery::Barrier(reply)).ok().map(|()| answer)
+            })
+            .collect();
+        let mut delivered = Ok(());
+        for answer in answers {
+            let answer = answer.map_or_else(
+                || Err(courier_gone()),
+                |answer| answer.recv().unwrap_or_else(|_| Err(courier_gone())),
+            );
+            delivered = delivered.and(answer);
+        }
         encoded.and(delivered)
+    }
+
+    /// Hands a request to the first courier free to take it.
+    fn hand_over(&self, delivery: Delivery) -> OTelSdkResult {
+        let mut free = crossbeam_channel::Select::new();
+        for courier in &self.deliveries {
+            free.send(courier);
+        }
+        let taken = free.select();
+        let courier = &self.deliveries[taken.index()];
+        taken.send(courier, delivery).map_err(|_| courier_gone())
     }
 
     /// Exports everything queued now (not what is queued meanwhile, so that
@@ -701,10 +734,8 @@ impl Worker {
             ))
         });
         let result = encoded.and_then(|()| {
-            // Waits while the last request is on its way.
-            self.deliveries
-                .send(Delivery::Request(body, count))
-                .map_err(|_| courier_gone())
+            // Waits while every courier has a request on its way.
+            self.hand_over(Delivery::Request(body, count))
         });
         if let Err(error) = &result {
             self.counters.failed(count, error, &self.endpoint);

@@ -203,8 +203,8 @@ impl Compression {
 #[non_exhaustive]
 pub struct BatchSettings {
     /// Spans queued for export at most; spans ended while it is full are
-    /// dropped. Besides the queue, the pipeline holds two batches at most:
-    /// one being sent, the next encoded and waiting for it.
+    /// dropped. Besides the queue, the pipeline holds three batches at most:
+    /// two being sent, the next encoded and waiting for one of them.
     pub max_queue_size: usize,
     /// Spans in one export request at most.
     pub max_export_batch_size: usize,

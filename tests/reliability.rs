@@ -483,3 +483,41 @@ fn a_queue_smaller_than_two_batches_keeps_exporting_without_the_timer() {
         },
     );
 }
+
+#[test]
+fn spans_ended_after_the_queue_was_full_are_exported_once_it_has_room() {
+    as_child(
+        "spans_ended_after_the_queue_was_full_are_exported_once_it_has_room",
+        || {
+            let receiver = Receiver::start();
+            let guard = config(&receiver.endpoint())
+                .with_max_queue_size(64)
+                .with_max_export_batch_size(32)
+                .with_scheduled_delay(Duration::from_secs(30))
+                .init()
+                .unwrap();
+            // Far faster than the endpoint takes them: the queue fills, and
+            // this thread drops what it ends while it stays full.
+            spans(20_000);
+            let full = guard.stats();
+            assert!(full.dropped > 0, "the queue never filled: {full}");
+            guard.flush().unwrap();
+            let before = guard.stats();
+            assert_eq!(before.queued, 0, "{before}");
+            // Room again: every span ended now is queued and exported, on
+            // this thread and on another that never saw the queue full.
+            for i in 0..10 {
+                vaxila::span("after").attr("i", i).in_scope(|_| ());
+            }
+            std::thread::spawn(|| vaxila::span("after").in_scope(|_| ()))
+                .join()
+                .unwrap();
+            guard.flush().unwrap();
+            let after = shut_down(guard);
+            assert_eq!(after.dropped, before.dropped, "{before} then {after}");
+            let names = receiver.spans().into_iter().filter(|s| s.name == "after");
+            assert_eq!(names.count(), 11, "{after}");
+            assert_eq!(after.total(), 20_011, "{after}");
+        },
+    );
+}

@@ -15,6 +15,7 @@
 //! that neither the network's round trip nor the receiver's work idles the
 //! encoder, and one slow answer does not hold back the next request.
 
+use std::cell::Cell;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -316,12 +317,31 @@ pub(crate) enum Item {
 struct Queue {
     items: ArrayQueue<Item>,
     max_batch: usize,
+    /// This queue among every queue of the process, for [`FULL`].
+    id: u64,
+    /// How many times spans have been taken out (by the export thread, or
+    /// discarded), counted after each time. Only that makes room: a thread
+    /// that found the queue full at one count knows that it still is while
+    /// the count stays, and drops what it ends without trying the queue
+    /// again, which would cost it a fence and a read of the cache line
+    /// that the export thread writes. On a cache line of its own, which
+    /// changes once a batch.
+    taken: CachePadded<AtomicU64>,
     /// Set when a [`Control::Batch`] is on its way, so that one is sent per
     /// batch, not per span.
     nudged: AtomicBool,
     /// Set when the export thread has stopped taking spans.
     closed: AtomicBool,
 }
+
+std::thread_local! {
+    /// The queue this thread last found full (its `id`), and its `taken`
+    /// count then.
+    static FULL: Cell<Option<(u64, u64)>> = const { Cell::new(None) };
+}
+
+/// Gives every queue of the process an id of its own.
+static QUEUES: AtomicU64 = AtomicU64::new(0);
 
 /// How many requests are on their way at once, each sent by a thread of
 /// its own (a courier). Two keep the receiver busy while one request's
@@ -368,6 +388,8 @@ impl BatchProcessor {
         let queue = Arc::new(Queue {
             items: ArrayQueue::new(capacity),
             max_batch: batch.max_export_batch_size.clamp(1, capacity),
+            id: QUEUES.fetch_add(1, Ordering::Relaxed),
+            taken: CachePadded::new(AtomicU64::new(0)),
             nudged: AtomicBool::new(false),
             closed: AtomicBool::new(false),
         });
@@ -450,7 +472,7 @@ impl BatchProcessor {
                 .counters
                 .drop_span(Dropped::Forked, self.queue.items.capacity());
         }
-        if let Err(item) = self.queue.items.push(item) {
+        if let Err(item) = self.queue.push(item) {
             if let Item::Record(span) = item {
                 crate::record::recycle_here(span);
             }
@@ -487,11 +509,37 @@ impl BatchProcessor {
 }
 
 impl Queue {
+    /// Queues `item`, or gives it back when the queue is full: at once, with
+    /// no look at the queue, while this thread knows it still is.
+    #[inline]
+    fn push(&self, item: Item) -> Result<(), Item> {
+        let full = FULL.try_with(Cell::get).ok().flatten();
+        // Read before the queue is tried: a take counted after this read
+        // may have made room since, and is then seen next time. Acquire:
+        // the spans of a counted take are seen gone.
+        let taken = self.taken.load(Ordering::Acquire);
+        if full == Some((self.id, taken)) {
+            return Err(item);
+        }
+        let pushed = self.items.push(item);
+        if pushed.is_err() || full.is_some() {
+            let _ = FULL.try_with(|full| full.set(pushed.is_err().then_some((self.id, taken))));
+        }
+        pushed
+    }
+
+    /// Takes up to `count` spans out into `batch`, and counts it.
+    fn take(&self, count: usize, batch: &mut Vec<Item>) {
+        batch.extend(std::iter::from_fn(|| self.items.pop()).take(count));
+        self.taken.fetch_add(1, Ordering::Release);
+    }
+
     /// Drops every queued span, counted as `why`.
     fn discard(&self, counters: &Counters, why: Dropped) {
         while self.items.pop().is_some() {
             counters.drop_span(why, 0);
         }
+        self.taken.fetch_add(1, Ordering::Release);
     }
 }
 
@@ -717,8 +765,7 @@ impl Worker {
         let anchor = Anchor::now();
         // Left by an export that panicked: dropped, counted by it.
         self.batch.clear();
-        self.batch
-            .extend(std::iter::from_fn(|| self.queue.items.pop()).take(count));
+        self.queue.take(count, &mut self.batch);
         if self.batch.is_empty() {
             return Ok(());
         }

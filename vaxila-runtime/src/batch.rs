@@ -15,14 +15,12 @@
 //! that neither the network's round trip nor the receiver's work idles the
 //! encoder, and one slow answer does not hold back the next request.
 
-use std::cell::Cell;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use crossbeam_queue::ArrayQueue;
 use crossbeam_utils::CachePadded;
 use opentelemetry::Context;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
@@ -32,7 +30,8 @@ use crate::clock::Anchor;
 use crate::config::BatchSettings;
 use crate::global::RecordSink;
 use crate::otlp::OtlpExporter;
-use crate::record::Live;
+use crate::record::{Ended, Live};
+use crate::ring::Ring;
 
 /// What became of the spans of a pipeline so far, from
 /// [`Guard::stats`](crate::Guard::stats).
@@ -307,41 +306,25 @@ enum Control {
 /// from its record on the export thread.
 #[derive(Debug)]
 pub(crate) enum Item {
-    /// Boxed, so that a slot of the queue is two words.
+    /// Boxed, the SDK's span being large and rare here.
     Sdk(Box<SpanData>),
+    /// A record of any kind, in its span's box.
     Record(Box<Live>),
+    /// A record of the common kind, by value: its box stays with its thread.
+    Ended(Ended),
 }
 
 /// The spans waiting for export, shared by the processor and its thread.
 #[derive(Debug)]
 struct Queue {
-    items: ArrayQueue<Item>,
+    items: Ring<Item>,
     max_batch: usize,
-    /// This queue among every queue of the process, for [`FULL`].
-    id: u64,
-    /// How many times spans have been taken out (by the export thread, or
-    /// discarded), counted after each time. Only that makes room: a thread
-    /// that found the queue full at one count knows that it still is while
-    /// the count stays, and drops what it ends without trying the queue
-    /// again, which would cost it a fence and a read of the cache line
-    /// that the export thread writes. On a cache line of its own, which
-    /// changes once a batch.
-    taken: CachePadded<AtomicU64>,
     /// Set when a [`Control::Batch`] is on its way, so that one is sent per
     /// batch, not per span.
     nudged: AtomicBool,
     /// Set when the export thread has stopped taking spans.
     closed: AtomicBool,
 }
-
-std::thread_local! {
-    /// The queue this thread last found full (its `id`), and its `taken`
-    /// count then.
-    static FULL: Cell<Option<(u64, u64)>> = const { Cell::new(None) };
-}
-
-/// Gives every queue of the process an id of its own.
-static QUEUES: AtomicU64 = AtomicU64::new(0);
 
 /// How many requests are on their way at once, each sent by a thread of
 /// its own (a courier). Two keep the receiver busy while one request's
@@ -386,10 +369,8 @@ impl BatchProcessor {
         crate::fork::watch();
         let capacity = batch.max_queue_size.max(1);
         let queue = Arc::new(Queue {
-            items: ArrayQueue::new(capacity),
+            items: Ring::new(capacity),
             max_batch: batch.max_export_batch_size.clamp(1, capacity),
-            id: QUEUES.fetch_add(1, Ordering::Relaxed),
-            taken: CachePadded::new(AtomicU64::new(0)),
             nudged: AtomicBool::new(false),
             closed: AtomicBool::new(false),
         });
@@ -472,7 +453,7 @@ impl BatchProcessor {
                 .counters
                 .drop_span(Dropped::Forked, self.queue.items.capacity());
         }
-        if let Err(item) = self.queue.push(item) {
+        if let Err(item) = self.queue.items.push(item) {
             if let Item::Record(span) = item {
                 crate::record::recycle_here(span);
             }
@@ -509,37 +490,16 @@ impl BatchProcessor {
 }
 
 impl Queue {
-    /// Queues `item`, or gives it back when the queue is full: at once, with
-    /// no look at the queue, while this thread knows it still is.
-    #[inline]
-    fn push(&self, item: Item) -> Result<(), Item> {
-        let full = FULL.try_with(Cell::get).ok().flatten();
-        // Read before the queue is tried: a take counted after this read
-        // may have made room since, and is then seen next time. Acquire:
-        // the spans of a counted take are seen gone.
-        let taken = self.taken.load(Ordering::Acquire);
-        if full == Some((self.id, taken)) {
-            return Err(item);
-        }
-        let pushed = self.items.push(item);
-        if pushed.is_err() || full.is_some() {
-            let _ = FULL.try_with(|full| full.set(pushed.is_err().then_some((self.id, taken))));
-        }
-        pushed
-    }
-
-    /// Takes up to `count` spans out into `batch`, and counts it.
-    fn take(&self, count: usize, batch: &mut Vec<Item>) {
-        batch.extend(std::iter::from_fn(|| self.items.pop()).take(count));
-        self.taken.fetch_add(1, Ordering::Release);
+    /// Takes up to `count` spans out into `batch`; returns how many.
+    fn take(&self, count: usize, batch: &mut Vec<Item>) -> usize {
+        self.items.take(count, batch)
     }
 
     /// Drops every queued span, counted as `why`.
     fn discard(&self, counters: &Counters, why: Dropped) {
-        while self.items.pop().is_some() {
+        for _ in 0..self.items.discard_all() {
             counters.drop_span(why, 0);
         }
-        self.taken.fetch_add(1, Ordering::Release);
     }
 }
 
@@ -569,11 +529,17 @@ impl SpanProcessor for BatchProcessor {
 
 impl RecordSink for BatchProcessor {
     #[inline]
-    fn end(&self, span: Box<Live>) {
-        if span.record.borrow().is_sampled() {
-            self.push(Item::Record(span));
-        } else {
-            crate::record::recycle_here(span);
+    fn end(&self, mut span: Box<Live>) {
+        let record = span.record.get_mut();
+        if !record.is_sampled() {
+            return crate::record::recycle_here(span);
+        }
+        match record.ended() {
+            Some(ended) => {
+                crate::record::recycle_here(span);
+                self.push(Item::Ended(ended));
+            }
+            None => self.push(Item::Record(span)),
         }
     }
 }
@@ -675,9 +641,13 @@ impl Worker {
             match self.control.recv_deadline(next) {
                 Ok(Control::Batch) => {
                     self.queue.nudged.store(false, Ordering::Release);
+                    // Until less than a batch is left, or a span is being
+                    // queued at the head (its thread is a moment from done).
                     while self.queue.items.len() >= self.queue.max_batch {
                         // Counted and reported by `export`; nobody waits for it.
-                        let _ = self.export_some(self.queue.max_batch);
+                        if self.export_some(self.queue.max_batch).is_none() {
+                            break;
+                        }
                     }
                 }
                 Ok(Control::Flush(reply)) => {
@@ -753,21 +723,25 @@ impl Worker {
         let mut left = self.queue.items.len();
         while left > 0 {
             let take = left.min(self.queue.max_batch);
-            result = result.and(self.export_some(take));
+            match self.export_some(take) {
+                Some(exported) => result = result.and(exported),
+                // A span still being queued, by a thread that ended it
+                // after the flush was asked for.
+                None => break,
+            }
             left -= take;
         }
         result
     }
 
     /// Encodes up to `count` queued spans into a request, and hands it to
-    /// the courier.
-    fn export_some(&mut self, count: usize) -> OTelSdkResult {
+    /// the courier; `None` when none was queued.
+    fn export_some(&mut self, count: usize) -> Option<OTelSdkResult> {
         let anchor = Anchor::now();
         // Left by an export that panicked: dropped, counted by it.
         self.batch.clear();
-        self.queue.take(count, &mut self.batch);
-        if self.batch.is_empty() {
-            return Ok(());
+        if self.queue.take(count, &mut self.batch) == 0 {
+            return None;
         }
         let count = self.batch.len() as u64;
         let mut body = self.bodies.try_recv().unwrap_or_default();
@@ -787,6 +761,6 @@ impl Worker {
         if let Err(error) = &result {
             self.counters.failed(count, error, &self.endpoint);
         }
-        result
+        Some(result)
     }
 }

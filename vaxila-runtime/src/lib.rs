@@ -22,6 +22,7 @@ mod propagation;
 #[cfg(any(feature = "axum", feature = "reqwest"))]
 mod recent;
 mod record;
+mod ring;
 #[cfg(any(feature = "axum", feature = "reqwest"))]
 mod semconv;
 mod span;

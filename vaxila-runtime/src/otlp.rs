@@ -718,19 +718,11 @@ mod wire {
         fn scope(&self) -> &InstrumentationScope {
             match self {
                 Item::Sdk(data) => data.scope(),
-                Item::Record(_) => crate::record::scope(),
+                Item::Record(_) | Item::Ended(_) => crate::record::scope(),
             }
         }
 
         fn encode(&self, buf: &mut Vec<u8>, env: &Env<'_>) {
-            let live = match self {
-                Item::Sdk(data) => return data.encode(buf, env),
-                Item::Record(live) => live,
-            };
-            // The export thread owns the box: nothing else borrows it.
-            let Ok(record) = live.record.try_borrow() else {
-                return;
-            };
             // The batch processor always passes one.
             let own;
             let anchor = match env.anchor {
@@ -740,33 +732,48 @@ mod wire {
                     &own
                 }
             };
-            // The fields of `Record::take_span_data`'s `SpanData`, read in place.
-            let view = record.view(anchor);
-            let fields = Fields {
-                context: &record.span_context,
-                parent_span_id: record.parent_span_id,
-                parent_is_remote: record.parent_is_remote,
-                name: record.name.as_str(),
-                kind: &record.kind,
-                start_time: view.start_time,
-                end_time: view.end_time,
-                dropped_attributes: view.dropped_attributes,
-                events: view.events(),
-                dropped_events: view.dropped_events(),
-                links: &[],
-                dropped_links: 0,
-                status: view.status(),
-            };
-            span(buf, &fields, env.cut, |buf| {
-                // Never borrowed elsewhere: the encoder runs on one thread.
-                if let Ok(mut code) = env.code.try_borrow_mut() {
-                    code.write(buf, &view, env.cut);
+            match self {
+                Item::Sdk(data) => data.encode(buf, env),
+                Item::Record(live) => {
+                    // The export thread owns the box: nothing else borrows it.
+                    if let Ok(record) = live.record.try_borrow() {
+                        record_span(buf, env, &record.span_context, &record.view(anchor));
+                    }
                 }
-                for kv in view.attributes() {
-                    key_value(buf, 9, kv, env.cut);
+                Item::Ended(ended) => {
+                    record_span(buf, env, &ended.span_context(), &ended.view(anchor));
                 }
-            });
+            }
         }
+    }
+
+    /// One of our spans, read in place: the fields of
+    /// `Record::take_span_data`'s `SpanData`.
+    fn record_span(buf: &mut Vec<u8>, env: &Env<'_>, context: &SpanContext, view: &View<'_>) {
+        let fields = Fields {
+            context,
+            parent_span_id: view.parent_span_id,
+            parent_is_remote: view.parent_is_remote,
+            name: view.name,
+            kind: view.kind,
+            start_time: view.start_time,
+            end_time: view.end_time,
+            dropped_attributes: view.dropped_attributes,
+            events: view.events(),
+            dropped_events: view.dropped_events(),
+            links: &[],
+            dropped_links: 0,
+            status: view.status(),
+        };
+        span(buf, &fields, env.cut, |buf| {
+            // Never borrowed elsewhere: the encoder runs on one thread.
+            if let Ok(mut code) = env.code.try_borrow_mut() {
+                code.write(buf, view, env.cut);
+            }
+            for kv in view.attributes() {
+                key_value(buf, 9, kv, env.cut);
+            }
+        });
     }
 
     /// Which instrumentation scope each span of a batch is in.
@@ -1960,6 +1967,7 @@ mod tests {
         let code = std::cell::RefCell::new(wire::CodeCache::default());
         let kinds = [SpanKind::Internal, SpanKind::Server, SpanKind::Client];
         let statuses = [Status::Unset, Status::Ok, Status::error("boom")];
+        let mut by_value = 0;
         for round in 0..300 {
             let cut = [None, Some(0), Some(3), Some(40)][rng.below(4) as usize];
             let mut items = Vec::new();
@@ -1984,16 +1992,29 @@ mod tests {
                 } else {
                     rng.context()
                 };
+                // One record in two of the kind that is queued as an `Ended`.
+                let common = rng.below(2) == 0;
                 let name = match rng.below(3) {
+                    _ if common => Name::Static("common"),
                     0 => Name::Static("static"),
                     1 => Name::Shared(rng.text().into()),
                     _ => Name::Owned(rng.text()),
                 };
                 let kind = kinds[rng.below(3) as usize].clone();
+                let mut context = rng.context();
+                if common {
+                    context = SpanContext::new(
+                        context.trace_id(),
+                        context.span_id(),
+                        context.trace_flags(),
+                        context.is_remote(),
+                        TraceState::NONE,
+                    );
+                }
                 let mut live = Live::start(
                     1,
                     opentelemetry::Context::new(),
-                    rng.context(),
+                    context,
                     &parent,
                     name,
                     kind,
@@ -2001,13 +2022,17 @@ mod tests {
                     limits,
                 );
                 let record = live.record.get_mut();
-                rng.attributes()
+                let mut attributes = rng.attributes();
+                if common {
+                    attributes.truncate(1);
+                }
+                attributes
                     .into_iter()
                     .for_each(|kv| record.set_attribute(kv));
-                for _ in 0..rng.below(4) {
+                for _ in 0..if common { 0 } else { rng.below(4) } {
                     record.add_event(rng.text().into(), rng.attributes());
                 }
-                record.set_status(statuses[rng.below(3) as usize].clone());
+                record.set_status(statuses[rng.below(if common { 2 } else { 3 }) as usize].clone());
                 record.end = crate::clock::Stamp::now();
                 items.push(Item::Record(live));
             }
@@ -2017,8 +2042,18 @@ mod tests {
                 .map(|item| match item {
                     Item::Sdk(data) => (**data).clone(),
                     Item::Record(live) => live.record.borrow().to_span_data(&anchor),
+                    Item::Ended(_) => unreachable!("made below"),
                 })
                 .collect();
+            // As the batch processor queues them: by value when they can be.
+            for item in &mut items {
+                if let Item::Record(live) = item
+                    && let Some(ended) = live.record.get_mut().ended()
+                {
+                    *item = Item::Ended(ended);
+                    by_value += 1;
+                }
+            }
             if let Some(limit) = cut {
                 expected.iter_mut().for_each(|s| cut_span_data(s, limit));
             }
@@ -2038,6 +2073,8 @@ mod tests {
                 "round {round}: {expected:#?}"
             );
         }
+        // Most of the common ones (a limit of 0 drops their attribute).
+        assert!(by_value > 500, "{by_value} records queued by value");
     }
 
     // --- gzip ---

@@ -20,7 +20,9 @@ use opentelemetry::Context;
 use rand::rngs::StdRng;
 use rand::{RngCore as _, SeedableRng as _};
 
-use opentelemetry::trace::{Event, SpanContext, SpanId, SpanKind, Status, TraceId};
+use opentelemetry::trace::{
+    Event, SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
+};
 use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLimits, SpanLinks};
 use smallvec::SmallVec;
@@ -144,22 +146,31 @@ pub(crate) struct Record {
     limits: Limits,
 }
 
-/// A record as the OTLP encoder reads it.
+/// A record as the OTLP encoder reads it: a [`Record`]'s, or an
+/// [`Ended`]'s.
 pub(crate) struct View<'a> {
-    pub(crate) record: &'a Record,
+    pub(crate) parent_span_id: SpanId,
+    pub(crate) parent_is_remote: bool,
+    pub(crate) name: &'a str,
+    pub(crate) kind: &'a SpanKind,
+    code: Code,
     /// How many `code.*` attributes the limit keeps.
     code_kept: usize,
     pub(crate) dropped_attributes: u32,
     /// Unix nanoseconds, as OTLP has them.
     pub(crate) start_time: u64,
     pub(crate) end_time: u64,
+    attributes: &'a [KeyValue],
+    events: &'a [Event],
+    dropped_events: u32,
+    status: &'a Status,
 }
 
 impl View<'_> {
     /// The address of the span's static site (its `Meta` or `Location`),
     /// which says what its `code.*` attributes are; `None` without them.
     pub(crate) fn site(&self) -> Option<usize> {
-        match self.record.code {
+        match self.code {
             Code::None => None,
             Code::Function(meta) => Some(std::ptr::from_ref(meta) as usize),
             Code::Caller(location) => Some(std::ptr::from_ref(location) as usize),
@@ -173,23 +184,97 @@ impl View<'_> {
 
     /// The `code.*` attributes the limit keeps, exported first.
     pub(crate) fn code(&self) -> impl Iterator<Item = KeyValue> {
-        self.record.code.attributes().take(self.code_kept)
+        self.code.attributes().take(self.code_kept)
     }
 
     pub(crate) fn attributes(&self) -> &[KeyValue] {
-        &self.record.attributes
+        self.attributes
     }
 
     pub(crate) fn events(&self) -> &[Event] {
-        &self.record.events
+        self.events
     }
 
     pub(crate) fn dropped_events(&self) -> u32 {
-        self.record.dropped_events
+        self.dropped_events
     }
 
     pub(crate) fn status(&self) -> &Status {
-        &self.record.status
+        self.status
+    }
+}
+
+/// How many of the `code.*` attributes of `code` an attribute limit keeps,
+/// and how many attributes are dropped in all (`dropped` and those): as the
+/// SDK's span counts them, the `code.*` ones having been set first.
+fn code_kept(code: Code, limit: u32, dropped: u32) -> (usize, u32) {
+    let count = code.len();
+    let kept = count.min(limit as usize);
+    let more = u32::try_from(count - kept).unwrap_or(u32::MAX);
+    (kept, dropped.saturating_add(more))
+}
+
+/// The record of an ended span of the common kind (a static name, at most
+/// one attribute, no events, no error, no trace state) as the export
+/// thread needs it: small enough to go into the export queue by value.
+///
+/// The span's box then stays with its thread for the next span, in that
+/// core's cache, instead of going to the export thread and coming back
+/// written by another core, which costs the caller more than the copy.
+#[derive(Debug)]
+pub(crate) struct Ended {
+    trace_id: TraceId,
+    span_id: SpanId,
+    parent_span_id: SpanId,
+    start: Stamp,
+    end: Stamp,
+    name: &'static str,
+    code: Code,
+    attribute: Option<KeyValue>,
+    attribute_limit: u32,
+    flags: TraceFlags,
+    /// The span context's flag (ours are local).
+    remote: bool,
+    parent_is_remote: bool,
+    kind: SpanKind,
+    /// Status `Ok` (else `Unset`).
+    ok: bool,
+}
+
+/// The statuses an [`Ended`] can have, for its [`View`] to lend.
+static UNSET: Status = Status::Unset;
+static OK: Status = Status::Ok;
+
+impl Ended {
+    /// The span's context, as its record had it.
+    pub(crate) fn span_context(&self) -> SpanContext {
+        SpanContext::new(
+            self.trace_id,
+            self.span_id,
+            self.flags,
+            self.remote,
+            TraceState::NONE,
+        )
+    }
+
+    /// What the OTLP encoder reads, as [`Record::view`].
+    pub(crate) fn view(&self, anchor: &Anchor) -> View<'_> {
+        let (code_kept, dropped_attributes) = code_kept(self.code, self.attribute_limit, 0);
+        View {
+            parent_span_id: self.parent_span_id,
+            parent_is_remote: self.parent_is_remote,
+            name: self.name,
+            kind: &self.kind,
+            code: self.code,
+            code_kept,
+            dropped_attributes,
+            start_time: anchor.unix_nanos(self.start),
+            end_time: anchor.unix_nanos(self.end),
+            attributes: self.attribute.as_slice(),
+            events: &[],
+            dropped_events: 0,
+            status: if self.ok { &OK } else { &UNSET },
+        }
     }
 }
 
@@ -407,10 +492,7 @@ impl Record {
     /// how many attributes are dropped in all: as the SDK's span counts
     /// them, the `code.*` ones having been set first.
     fn code_kept(&self) -> (usize, u32) {
-        let code = self.code.len();
-        let kept = code.min(self.limits.attributes as usize);
-        let dropped = u32::try_from(code - kept).unwrap_or(u32::MAX);
-        (kept, self.dropped_attributes.saturating_add(dropped))
+        code_kept(self.code, self.limits.attributes, self.dropped_attributes)
     }
 
     /// What the OTLP encoder reads: the record as its `SpanData` would be
@@ -418,12 +500,58 @@ impl Record {
     pub(crate) fn view<'a>(&'a self, anchor: &Anchor) -> View<'a> {
         let (code_kept, dropped_attributes) = self.code_kept();
         View {
-            record: self,
+            parent_span_id: self.parent_span_id,
+            parent_is_remote: self.parent_is_remote,
+            name: self.name.as_str(),
+            kind: &self.kind,
+            code: self.code,
             code_kept,
             dropped_attributes,
             start_time: anchor.unix_nanos(self.start),
             end_time: anchor.unix_nanos(self.end),
+            attributes: &self.attributes,
+            events: &self.events,
+            dropped_events: self.dropped_events,
+            status: &self.status,
         }
+    }
+
+    /// The ended record as an [`Ended`], its attribute moved out, when it
+    /// is of that kind; else `None`, and the record is untouched.
+    #[inline]
+    pub(crate) fn ended(&mut self) -> Option<Ended> {
+        let Name::Static(name) = self.name else {
+            return None;
+        };
+        let ok = match self.status {
+            Status::Unset => false,
+            Status::Ok => true,
+            Status::Error { .. } => return None,
+        };
+        if self.attributes.len() > 1
+            || self.dropped_attributes != 0
+            || !self.events.is_empty()
+            || self.dropped_events != 0
+            || *self.span_context.trace_state() != TraceState::NONE
+        {
+            return None;
+        }
+        Some(Ended {
+            trace_id: self.span_context.trace_id(),
+            span_id: self.span_context.span_id(),
+            parent_span_id: self.parent_span_id,
+            start: self.start,
+            end: self.end,
+            name,
+            code: self.code,
+            attribute: self.attributes.pop(),
+            attribute_limit: self.limits.attributes,
+            flags: self.span_context.trace_flags(),
+            remote: self.span_context.is_remote(),
+            parent_is_remote: self.parent_is_remote,
+            kind: self.kind.clone(),
+            ok,
+        })
     }
 
     /// Empties an exported record for the box's next span, dropping what it

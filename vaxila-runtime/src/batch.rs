@@ -340,7 +340,7 @@ pub(crate) const ANSWER_GRACE: Duration = Duration::from_millis(200);
 
 /// The batch processor of the OTLP pipeline.
 ///
-/// Ending a span pushes it into a lock-free bounded queue; the export
+/// Ending a span puts it into a bounded ring ([`Ring`]); the export
 /// thread is woken only when a batch is full (or flushed, or the delay is
 /// up), not for every span, so a span's end costs its caller no system
 /// call.
@@ -762,5 +762,17 @@ impl Worker {
             self.counters.failed(count, error, &self.endpoint);
         }
         Some(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// What a queued span takes of the queue, which `init` allocates whole:
+    /// as the docs of `BatchSettings::max_queue_size` say.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_slot_of_the_queue_is_at_most_170_bytes() {
+        let slot = std::mem::size_of::<super::Item>() + std::mem::size_of::<usize>();
+        assert!(slot <= 170, "{slot} bytes");
     }
 }

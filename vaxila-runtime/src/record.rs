@@ -6,9 +6,11 @@
 //! `code.*` attributes a pointer to its static metadata, two tick readings
 //! for time. It lives in a box ([`Live`]) that its thread reuses, so a span
 //! moves as a pointer and allocates nothing once the thread is warm. Ending
-//! it moves the box into the pipeline's queue; it becomes a `SpanData`,
-//! identical to the one the SDK would have made, only on the export thread
-//! (or, for the console and the testing kit, at once).
+//! it moves the record into the pipeline's queue: by value when it is of
+//! the common kind ([`Ended`]), so that the box stays with its thread, else
+//! in its box. It is encoded as the `SpanData` the SDK would have made, only
+//! on the export thread (or, for the console and the testing kit, made one
+//! at once).
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};

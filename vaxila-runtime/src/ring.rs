@@ -10,9 +10,8 @@
 //! only lines it can write at once (the slot, and `tail` while no other
 //! thread ends spans), which its core's store buffer hides.
 //!
-//! Measured side by side (two threads, a span's worth of work between
-//! items), an `ArrayQueue` costs the filling thread 50–70 ns an item more
-//! than doing no hand-off; this ring, 0–10 ns.
+//! `cargo bench --bench profile -- paced` measures what the hand-off
+//! costs the caller (`docs/benchmarks.md`, "The export queue").
 
 use std::cell::{Cell, UnsafeCell};
 use std::mem::MaybeUninit;

@@ -17,7 +17,7 @@
 
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
@@ -104,6 +104,12 @@ pub(crate) struct Counters {
     /// What the threads that end spans write, on a cache line of its own,
     /// apart from the export thread's counts.
     ends: CachePadded<Ends>,
+    /// The queue, whose count of positions claimed is the count of spans
+    /// queued so far: counting them again would cost every span a second
+    /// write to a line that every thread ending spans writes.
+    queue: OnceLock<Arc<Queue>>,
+    /// Queued spans dropped since (at shutdown, or with the export thread).
+    discarded: AtomicU64,
     exported: AtomicU64,
     failed: AtomicU64,
     rejected: AtomicU64,
@@ -121,28 +127,27 @@ pub(crate) struct Counters {
 
 #[derive(Debug, Default)]
 struct Ends {
-    /// Spans that ended sampled, whatever became of them.
-    ended: AtomicU64,
-    /// Of those, the spans never sent (mostly by the threads that end
-    /// them, when the queue is full).
+    /// Spans that ended sampled but were never queued: the queue was full,
+    /// or the process a fork's child.
     dropped: AtomicU64,
 }
 
 impl Counters {
     pub(crate) fn stats(&self) -> ExportStats {
-        // Fates first, then the count of spans ended, so that a span is never
-        // seen with a fate but not yet ended.
+        // Fates first, then the count of spans queued, so that a span is
+        // never seen with a fate but not yet queued.
         let exported = self.exported.load(Ordering::Acquire);
         let failed = self.failed.load(Ordering::Acquire);
         let rejected = self.rejected.load(Ordering::Acquire);
-        let dropped = self.ends.dropped.load(Ordering::Acquire);
-        let ended = self.ends.ended.load(Ordering::Acquire);
+        let discarded = self.discarded.load(Ordering::Acquire);
+        let unqueued = self.ends.dropped.load(Ordering::Acquire);
+        let claimed = self.queue.get().map_or(0, |queue| queue.items.claimed());
         ExportStats {
             exported,
-            dropped,
+            dropped: unqueued + discarded,
             failed,
             rejected,
-            queued: ended.saturating_sub(exported + failed + rejected + dropped),
+            queued: claimed.saturating_sub(exported + failed + rejected + discarded),
         }
     }
 
@@ -172,11 +177,15 @@ impl Counters {
         }
     }
 
-    /// Counts a span that ended as dropped, and warns once per cause. Its
-    /// end is counted already.
+    /// Counts a span that ended as dropped, and warns once per cause.
     fn drop_span(&self, why: Dropped, queue: usize) {
-        // Release: whoever sees the drop sees the end counted before it.
-        self.ends.dropped.fetch_add(1, Ordering::Release);
+        match why {
+            // Never queued: by the thread that ends it.
+            Dropped::Full | Dropped::Forked => &self.ends.dropped,
+            // Queued (its position counted) and taken out unsent.
+            Dropped::Shutdown | Dropped::ThreadGone => &self.discarded,
+        }
+        .fetch_add(1, Ordering::Release);
         match why {
             // Read before it is written: spans dropped after the warning
             // leave its cache line alone.
@@ -374,6 +383,8 @@ impl BatchProcessor {
             nudged: AtomicBool::new(false),
             closed: AtomicBool::new(false),
         });
+        // Set once: one processor per pipeline, and so per `Counters`.
+        let _ = counters.queue.set(queue.clone());
         let (control, control_queue) = crossbeam_channel::unbounded();
         let exporter = Arc::new(exporter);
         // Rendezvous: the export thread encodes the next batch while the
@@ -446,30 +457,15 @@ impl BatchProcessor {
 
     #[inline]
     fn push(&self, item: Item) {
-        // Counted before anything else, so that its fate never comes first.
-        let ended = self.counters.ends.ended.fetch_add(1, Ordering::Release);
         if self.orphaned() {
             return self
                 .counters
                 .drop_span(Dropped::Forked, self.queue.items.capacity());
         }
-        if let Err(item) = self.queue.items.push(item) {
-            if let Item::Record(span) = item {
-                crate::record::recycle_here(span);
-            }
-            // A full queue is a batch ready, whatever the count says (a
-            // queue smaller than two batches can fill between two nudges).
-            // Read before it is written, as every span dropped here asks:
-            // the export thread clears it when it takes a batch.
-            if !self.queue.nudged.load(Ordering::Relaxed)
-                && !self.queue.nudged.swap(true, Ordering::AcqRel)
-            {
-                let _ = self.control.send(Control::Batch);
-            }
-            self.counters
-                .drop_span(Dropped::Full, self.queue.items.capacity());
-            return;
-        }
+        let position = match self.queue.items.push(item) {
+            Ok(position) => position,
+            Err(item) => return self.refused(item),
+        };
         if self.queue.closed.load(Ordering::SeqCst) {
             // Nobody takes spans any more: count what is left for nobody.
             let why = if self.shut_down.load(Ordering::Relaxed) {
@@ -478,14 +474,32 @@ impl BatchProcessor {
                 Dropped::ThreadGone
             };
             self.queue.discard(&self.counters, why);
-        } else if (ended + 1).is_multiple_of(self.queue.max_batch as u64)
+        } else if (position + 1).is_multiple_of(self.queue.max_batch as u64)
             && !self.queue.nudged.swap(true, Ordering::AcqRel)
         {
-            // Once per batch's worth of spans, going by the count rather
+            // Once per batch's worth of spans, going by the position rather
             // than the queue's length, which reads a cache line the export
             // thread writes.
             let _ = self.control.send(Control::Batch);
         }
+    }
+
+    /// Drops a span the full queue refused, and asks for a batch.
+    fn refused(&self, item: Item) {
+        if let Item::Record(span) = item {
+            crate::record::recycle_here(span);
+        }
+        // A full queue is a batch ready, whatever the count says (a queue
+        // smaller than two batches can fill between two nudges). Read before
+        // it is written, as every span dropped here asks: the export thread
+        // clears it when it takes a batch.
+        if !self.queue.nudged.load(Ordering::Relaxed)
+            && !self.queue.nudged.swap(true, Ordering::AcqRel)
+        {
+            let _ = self.control.send(Control::Batch);
+        }
+        self.counters
+            .drop_span(Dropped::Full, self.queue.items.capacity());
     }
 }
 
@@ -767,6 +781,86 @@ impl Worker {
 
 #[cfg(test)]
 mod tests {
+    use std::borrow::Cow;
+    use std::sync::Arc;
+    use std::time::{Duration, SystemTime};
+
+    use opentelemetry::InstrumentationScope;
+    use opentelemetry::trace::{
+        SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
+    };
+    use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks, SpanProcessor as _};
+
+    use super::{BatchProcessor, Counters};
+
+    fn sampled(id: u64) -> SpanData {
+        SpanData {
+            span_context: SpanContext::new(
+                TraceId::from(u128::from(id)),
+                SpanId::from(id),
+                TraceFlags::SAMPLED,
+                false,
+                TraceState::NONE,
+            ),
+            parent_span_id: SpanId::INVALID,
+            parent_span_is_remote: false,
+            span_kind: SpanKind::Internal,
+            name: Cow::Borrowed("work"),
+            start_time: SystemTime::now(),
+            end_time: SystemTime::now(),
+            attributes: Vec::new(),
+            dropped_attributes_count: 0,
+            events: SpanEvents::default(),
+            links: SpanLinks::default(),
+            status: Status::Unset,
+            instrumentation_scope: InstrumentationScope::builder("test").build(),
+        }
+    }
+
+    /// Every span has one fate in the counts: those queued when the
+    /// pipeline shuts down are sent (here, failing: nothing listens), and
+    /// those that end after it are dropped, not left counted as queued.
+    #[test]
+    fn spans_ended_after_shutdown_are_counted_dropped_not_queued() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}/v1/traces", listener.local_addr().unwrap());
+        drop(listener);
+        let settings = crate::Config::default()
+            .with_endpoint(&endpoint)
+            .with_timeout(Duration::from_secs(2))
+            .resolve()
+            .unwrap();
+        let counters = Arc::new(Counters::default());
+        let resource = crate::pipeline::resource(&settings);
+        let exporter =
+            crate::otlp::OtlpExporter::new(&settings, counters.clone(), &resource).unwrap();
+        let processor = BatchProcessor::start(
+            exporter,
+            &settings.batch,
+            settings.timeout,
+            None,
+            counters.clone(),
+            endpoint,
+        )
+        .unwrap();
+        processor.on_end(sampled(1));
+        processor.on_end(sampled(2));
+        let queued = counters.stats();
+        assert_eq!((queued.queued, queued.total()), (2, 2), "{queued}");
+        processor
+            .shutdown_with_timeout(Duration::from_secs(5))
+            .unwrap_err();
+        for id in 3..6 {
+            processor.on_end(sampled(id));
+        }
+        let stats = counters.stats();
+        assert_eq!(
+            (stats.failed, stats.dropped, stats.queued, stats.total()),
+            (2, 3, 0, 5),
+            "{stats}"
+        );
+    }
+
     /// What a queued span takes of the queue, which `init` allocates whole:
     /// as the docs of `BatchSettings::max_queue_size` say.
     #[test]

@@ -16,7 +16,7 @@
 use std::cell::{Cell, UnsafeCell};
 use std::mem::MaybeUninit;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
@@ -24,9 +24,9 @@ use crossbeam_utils::CachePadded;
 /// A bounded multi-producer queue whose consumers take turns.
 pub(crate) struct Ring<T> {
     /// The next position to fill: claimed by a compare-and-swap.
-    tail: CachePadded<AtomicUsize>,
+    tail: CachePadded<AtomicU64>,
     /// The next position to take, published once a take.
-    head: CachePadded<AtomicUsize>,
+    head: CachePadded<AtomicU64>,
     /// Held while taking: the export thread, and a thread that found the
     /// ring closed and discards what is left.
     taking: Mutex<()>,
@@ -41,7 +41,7 @@ pub(crate) struct Ring<T> {
 struct Slot<T> {
     /// The position it holds the value of, plus one; another number while
     /// it is empty or being filled.
-    filled: AtomicUsize,
+    filled: AtomicU64,
     value: UnsafeCell<MaybeUninit<T>>,
 }
 
@@ -54,7 +54,7 @@ unsafe impl<T: Send> Sync for Ring<T> {}
 
 std::thread_local! {
     /// The ring this thread filled last (its `id`), and its `head` then.
-    static SEEN: Cell<(u64, usize)> = const { Cell::new((u64::MAX, 0)) };
+    static SEEN: Cell<(u64, u64)> = const { Cell::new((u64::MAX, 0)) };
 }
 
 /// Gives every ring of the process an id of its own.
@@ -65,13 +65,13 @@ impl<T> Ring<T> {
         let capacity = capacity.max(1);
         let slots = (0..capacity.next_power_of_two())
             .map(|_| Slot {
-                filled: AtomicUsize::new(0),
+                filled: AtomicU64::new(0),
                 value: UnsafeCell::new(MaybeUninit::uninit()),
             })
             .collect();
         Self {
-            tail: CachePadded::new(AtomicUsize::new(0)),
-            head: CachePadded::new(AtomicUsize::new(0)),
+            tail: CachePadded::new(AtomicU64::new(0)),
+            head: CachePadded::new(AtomicU64::new(0)),
             taking: Mutex::new(()),
             slots,
             capacity,
@@ -83,23 +83,33 @@ impl<T> Ring<T> {
         self.capacity
     }
 
+    /// Positions claimed so far: every value put in, taken or not.
+    ///
+    /// `SeqCst`, as the claims: read after a value's fate, it counts it.
+    pub(crate) fn claimed(&self) -> u64 {
+        self.tail.load(Ordering::SeqCst)
+    }
+
     /// Values in the ring, and positions claimed but not yet filled.
     pub(crate) fn len(&self) -> usize {
         let head = self.head.load(Ordering::Acquire);
-        self.tail.load(Ordering::Acquire).wrapping_sub(head)
+        // At most the capacity, which is a `usize`.
+        self.tail.load(Ordering::Acquire).wrapping_sub(head) as usize
     }
 
-    fn slot(&self, position: usize) -> &Slot<T> {
-        &self.slots[position & (self.slots.len() - 1)]
+    fn slot(&self, position: u64) -> &Slot<T> {
+        // The mask keeps fewer bits than the cast to `usize` does.
+        &self.slots[position as usize & (self.slots.len() - 1)]
     }
 
-    /// Puts `value` in, or gives it back when the ring is full.
+    /// Puts `value` in and returns its position (counted from 0), or gives
+    /// it back when the ring is full.
     ///
     /// The claim of its position is `SeqCst`, so that a taker that closes
     /// the ring and then reads `tail` ([`discard_all`](Self::discard_all))
     /// sees it, or the caller sees the ring closed after this returns.
     #[inline]
-    pub(crate) fn push(&self, value: T) -> Result<(), T> {
+    pub(crate) fn push(&self, value: T) -> Result<u64, T> {
         let seen = SEEN.try_with(Cell::get).unwrap_or((u64::MAX, 0));
         // A `head` read earlier is never ahead of the real one: the ring
         // can only look fuller than it is.
@@ -110,7 +120,7 @@ impl<T> Ring<T> {
         };
         let mut tail = self.tail.load(Ordering::Relaxed);
         loop {
-            if tail.wrapping_sub(head) >= self.capacity {
+            if tail.wrapping_sub(head) >= self.capacity as u64 {
                 // Acquire: the values before `head` are read, their slots free.
                 let now = self.head.load(Ordering::Acquire);
                 let _ = SEEN.try_with(|seen| seen.set((self.id, now)));
@@ -139,7 +149,7 @@ impl<T> Ring<T> {
         // `head` was past it.
         unsafe { (*slot.value.get()).write(value) };
         slot.filled.store(tail.wrapping_add(1), Ordering::Release);
-        Ok(())
+        Ok(tail)
     }
 
     /// Takes up to `count` values into `out`, in order, stopping early at a
@@ -153,7 +163,7 @@ impl<T> Ring<T> {
         let mut head = self.head.load(Ordering::Relaxed);
         let start = head;
         out.reserve(count.min(self.capacity));
-        while head.wrapping_sub(start) < count {
+        while head.wrapping_sub(start) < count as u64 {
             let slot = self.slot(head);
             if slot.filled.load(Ordering::Acquire) != head.wrapping_add(1) {
                 break;
@@ -165,7 +175,8 @@ impl<T> Ring<T> {
         }
         // Release: the values are read before their slots are free to fill.
         self.head.store(head, Ordering::Release);
-        head.wrapping_sub(start)
+        // At most `count`.
+        head.wrapping_sub(start) as usize
     }
 
     /// Takes every value out, waiting (a moment at most) for positions
@@ -182,7 +193,7 @@ impl<T> Ring<T> {
             let head = self.head.load(Ordering::Relaxed);
             // Filled by a thread that has yet to store `filled`: it is
             // between two instructions, unless it was stopped there.
-            if tail.wrapping_sub(head) as isize <= 0 || Instant::now() > deadline {
+            if tail.wrapping_sub(head) as i64 <= 0 || Instant::now() > deadline {
                 return taken;
             }
             std::thread::yield_now();
@@ -216,7 +227,7 @@ mod tests {
         // 5 slots of 8: the bound is the capacity, not the slots.
         let ring = Ring::new(5);
         for i in 0..5 {
-            ring.push(i).unwrap();
+            assert_eq!(ring.push(i), Ok(i), "each value's position");
         }
         assert_eq!(ring.push(5), Err(5));
         assert_eq!(ring.len(), 5);
@@ -225,9 +236,11 @@ mod tests {
         assert_eq!(out, [0, 1, 2]);
         // Room seen again by the thread that found it full.
         for i in 5..8 {
-            ring.push(i).unwrap();
+            assert_eq!(ring.push(i), Ok(i));
         }
         assert_eq!(ring.push(8), Err(8));
+        // The values refused claimed nothing.
+        assert_eq!(ring.claimed(), 8);
         out.clear();
         assert_eq!(ring.take(usize::MAX, &mut out), 5);
         assert_eq!(out, [3, 4, 5, 6, 7]);
@@ -286,6 +299,11 @@ mod tests {
         taken += ring.take(usize::MAX, &mut out);
         let refused: usize = fillers.into_iter().map(|f| f.join().unwrap()).sum();
         assert_eq!(taken + refused, 4 * PER_THREAD);
+        assert_eq!(
+            ring.claimed(),
+            taken as u64,
+            "a position for each value put in"
+        );
         assert!(taken > 0 && refused < 4 * PER_THREAD);
     }
 }

@@ -2048,9 +2048,9 @@ mod tests {
             // As the batch processor queues them: by value when they can be.
             for item in &mut items {
                 if let Item::Record(live) = item
-                    && let Some(ended) = live.record.get_mut().ended()
+                    && let Some(common) = live.record.get_mut().common()
                 {
-                    *item = Item::Ended(ended);
+                    *item = Item::Ended(live.record.get_mut().take_ended(common));
                     by_value += 1;
                 }
             }

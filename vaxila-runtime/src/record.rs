@@ -243,6 +243,14 @@ pub(crate) struct Ended {
     ok: bool,
 }
 
+/// What [`Record::common`] found of a record an [`Ended`] can hold.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Common {
+    name: &'static str,
+    /// Status `Ok` (else `Unset`).
+    ok: bool,
+}
+
 /// The statuses an [`Ended`] can have, for its [`View`] to lend.
 static UNSET: Status = Status::Unset;
 static OK: Status = Status::Ok;
@@ -518,10 +526,10 @@ impl Record {
         }
     }
 
-    /// The ended record as an [`Ended`], its attribute moved out, when it
-    /// is of that kind; else `None`, and the record is untouched.
+    /// Whether the ended record is of the kind an [`Ended`] holds, and
+    /// what of it [`take_ended`](Self::take_ended) needs then; else `None`.
     #[inline]
-    pub(crate) fn ended(&mut self) -> Option<Ended> {
+    pub(crate) fn common(&self) -> Option<Common> {
         let Name::Static(name) = self.name else {
             return None;
         };
@@ -538,7 +546,14 @@ impl Record {
         {
             return None;
         }
-        Some(Ended {
+        Some(Common { name, ok })
+    }
+
+    /// The ended record as an [`Ended`], its attribute moved out. Split
+    /// from [`common`](Self::common) for the queue to make it in its slot.
+    #[inline]
+    pub(crate) fn take_ended(&mut self, Common { name, ok }: Common) -> Ended {
+        Ended {
             trace_id: self.span_context.trace_id(),
             span_id: self.span_context.span_id(),
             parent_span_id: self.parent_span_id,
@@ -553,7 +568,7 @@ impl Record {
             parent_is_remote: self.parent_is_remote,
             kind: self.kind.clone(),
             ok,
-        })
+        }
     }
 
     /// Empties an exported record for the box's next span, dropping what it

@@ -34,15 +34,40 @@ pub(crate) struct Ring<T> {
     /// is a mask away.
     slots: Box<[Slot<T>]>,
     capacity: usize,
+    /// Positions claimed whose value failed to be made: see [`Skip`].
+    skipped: AtomicU64,
     /// This ring among every ring of the process, for [`SEEN`].
     id: u64,
 }
 
-struct Slot<T> {
+/// A position's place in the ring: what the queue's memory is counted in.
+pub(crate) struct Slot<T> {
     /// The position it holds the value of, plus one; another number while
     /// it is empty or being filled.
     filled: AtomicU64,
     value: UnsafeCell<MaybeUninit<T>>,
+}
+
+/// Marks a slot's `filled` when its value failed to be made: a position
+/// (plus one) cannot reach this bit.
+const SKIPPED: u64 = 1 << 63;
+
+/// Marks its slot skipped when dropped: while a value is being made, and
+/// the making unwinds.
+struct Skip<'a, T> {
+    ring: &'a Ring<T>,
+    slot: &'a Slot<T>,
+    position: u64,
+}
+
+impl<T> Drop for Skip<'_, T> {
+    #[cold]
+    fn drop(&mut self) {
+        self.ring.skipped.fetch_add(1, Ordering::Release);
+        self.slot
+            .filled
+            .store(self.position.wrapping_add(1) | SKIPPED, Ordering::Release);
+    }
 }
 
 // SAFETY: a value is written by the one thread that claimed its position,
@@ -75,6 +100,7 @@ impl<T> Ring<T> {
             taking: Mutex::new(()),
             slots,
             capacity,
+            skipped: AtomicU64::new(0),
             id: RINGS.fetch_add(1, Ordering::Relaxed),
         }
     }
@@ -104,12 +130,24 @@ impl<T> Ring<T> {
 
     /// Puts `value` in and returns its position (counted from 0), or gives
     /// it back when the ring is full.
+    #[cfg(test)]
+    pub(crate) fn push(&self, value: T) -> Result<u64, T> {
+        self.push_with(|| value).map_err(|make| make())
+    }
+
+    /// Makes a value in the next free slot and returns its position
+    /// (counted from 0), or gives `make` back, uncalled, when the ring is
+    /// full.
+    ///
+    /// Made where it is kept, the value is not copied on its way in (a span
+    /// is 160 bytes). Should `make` unwind, its slot is marked skipped, and
+    /// counted in [`skipped`](Self::skipped), for the taker not to wait on it.
     ///
     /// The claim of its position is `SeqCst`, so that a taker that closes
     /// the ring and then reads `tail` ([`discard_all`](Self::discard_all))
     /// sees it, or the caller sees the ring closed after this returns.
     #[inline]
-    pub(crate) fn push(&self, value: T) -> Result<u64, T> {
+    pub(crate) fn push_with<F: FnOnce() -> T>(&self, make: F) -> Result<u64, F> {
         let seen = SEEN.try_with(Cell::get).unwrap_or((u64::MAX, 0));
         // A `head` read earlier is never ahead of the real one: the ring
         // can only look fuller than it is.
@@ -125,7 +163,7 @@ impl<T> Ring<T> {
                 let now = self.head.load(Ordering::Acquire);
                 let _ = SEEN.try_with(|seen| seen.set((self.id, now)));
                 if now == head {
-                    return Err(value);
+                    return Err(make);
                 }
                 head = now;
                 continue;
@@ -144,12 +182,23 @@ impl<T> Ring<T> {
             let _ = SEEN.try_with(|seen| seen.set((self.id, head)));
         }
         let slot = self.slot(tail);
+        let skip = Skip {
+            ring: self,
+            slot,
+            position: tail,
+        };
         // SAFETY: `tail` is this thread's alone (claimed above), and its
         // slot's last value, `tail - slots.len()` or earlier, is taken:
         // `head` was past it.
-        unsafe { (*slot.value.get()).write(value) };
+        unsafe { (*slot.value.get()).write(make()) };
+        std::mem::forget(skip);
         slot.filled.store(tail.wrapping_add(1), Ordering::Release);
         Ok(tail)
+    }
+
+    /// Positions whose value failed to be made (its `make` unwound).
+    pub(crate) fn skipped(&self) -> u64 {
+        self.skipped.load(Ordering::Acquire)
     }
 
     /// Takes up to `count` values into `out`, in order, stopping early at a
@@ -161,22 +210,23 @@ impl<T> Ring<T> {
 
     fn take_locked(&self, count: usize, out: &mut Vec<T>) -> usize {
         let mut head = self.head.load(Ordering::Relaxed);
-        let start = head;
+        let before = out.len();
         out.reserve(count.min(self.capacity));
-        while head.wrapping_sub(start) < count as u64 {
+        while out.len() - before < count {
             let slot = self.slot(head);
-            if slot.filled.load(Ordering::Acquire) != head.wrapping_add(1) {
+            let filled = slot.filled.load(Ordering::Acquire);
+            if filled == head.wrapping_add(1) {
+                // SAFETY: filled (acquired above) and not taken: `head` is
+                // behind it, and only the holder of `taking` moves `head`.
+                out.push(unsafe { (*slot.value.get()).assume_init_read() });
+            } else if filled != (head.wrapping_add(1) | SKIPPED) {
                 break;
             }
-            // SAFETY: filled (acquired above) and not taken: `head` is
-            // behind it, and only the holder of `taking` moves `head`.
-            out.push(unsafe { (*slot.value.get()).assume_init_read() });
             head = head.wrapping_add(1);
         }
         // Release: the values are read before their slots are free to fill.
         self.head.store(head, Ordering::Release);
-        // At most `count`.
-        head.wrapping_sub(start) as usize
+        out.len() - before
     }
 
     /// Takes every value out, waiting (a moment at most) for positions
@@ -257,6 +307,43 @@ mod tests {
         ring.push(value.clone()).unwrap();
         drop(ring);
         assert_eq!(Arc::strong_count(&value), 1);
+    }
+
+    #[test]
+    fn a_value_that_failed_to_be_made_is_skipped() {
+        let ring = Ring::new(4);
+        ring.push(1).unwrap();
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = ring.push_with(|| -> i32 { panic!("making the value") });
+        }));
+        assert!(unwound.is_err());
+        assert_eq!(ring.push(3), Ok(2), "the failed value kept its position");
+        assert_eq!((ring.claimed(), ring.skipped()), (3, 1));
+        let mut out = Vec::new();
+        // Not waited on: the values after it are taken.
+        assert_eq!(ring.take(usize::MAX, &mut out), 2);
+        assert_eq!(out, [1, 3]);
+        assert_eq!(ring.len(), 0, "its slot is free again");
+        for i in 0..4 {
+            assert_eq!(ring.push(i), Ok(3 + i as u64));
+        }
+        out.clear();
+        assert_eq!(ring.take(2, &mut out), 2, "a count of values, not slots");
+        assert_eq!(out, [0, 1]);
+    }
+
+    #[test]
+    fn a_full_ring_gives_back_the_maker_uncalled() {
+        let ring = Ring::new(1);
+        ring.push(0).unwrap();
+        let made = Cell::new(false);
+        let refused = ring.push_with(|| {
+            made.set(true);
+            1
+        });
+        assert!(refused.is_err());
+        assert!(!made.get());
+        assert_eq!(refused.map_err(|make| make()), Err(1));
     }
 
     /// Four threads filling while one takes: every value out once, none

@@ -241,8 +241,9 @@ impl<T> Ring<T> {
             taken += self.take_locked(usize::MAX, &mut out);
             out.clear();
             let head = self.head.load(Ordering::Relaxed);
-            // Filled by a thread that has yet to store `filled`: it is
-            // between two instructions, unless it was stopped there.
+            // Being filled by a thread that has yet to store `filled`: it
+            // is making the value (a few dozen instructions), unless it was
+            // stopped there.
             if tail.wrapping_sub(head) as i64 <= 0 || Instant::now() > deadline {
                 return taken;
             }

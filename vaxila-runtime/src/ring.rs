@@ -42,8 +42,9 @@ pub(crate) struct Ring<T> {
 
 /// A position's place in the ring: what the queue's memory is counted in.
 pub(crate) struct Slot<T> {
-    /// The position it holds the value of, plus one; another number while
-    /// it is empty or being filled.
+    /// The position it holds the value of, plus one; the same with
+    /// [`SKIPPED`] set when that value failed to be made; another number
+    /// while it is empty or being filled.
     filled: AtomicU64,
     value: UnsafeCell<MaybeUninit<T>>,
 }

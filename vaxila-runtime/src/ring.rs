@@ -117,7 +117,8 @@ impl<T> Ring<T> {
         self.tail.load(Ordering::SeqCst)
     }
 
-    /// Values in the ring, and positions claimed but not yet filled.
+    /// Values in the ring, and positions claimed but not yet filled (or
+    /// skipped, and not yet passed over).
     pub(crate) fn len(&self) -> usize {
         let head = self.head.load(Ordering::Acquire);
         // At most the capacity, which is a `usize`.

@@ -873,8 +873,8 @@ mod tests {
     /// as the docs of `BatchSettings::max_queue_size` say.
     #[test]
     #[cfg(target_pointer_width = "64")]
-    fn a_slot_of_the_queue_is_at_most_176_bytes() {
+    fn a_slot_of_the_queue_is_at_most_160_bytes() {
         let slot = std::mem::size_of::<crate::ring::Slot<super::Item>>();
-        assert!(slot <= 176, "{slot} bytes");
+        assert!(slot <= 160, "{slot} bytes");
     }
 }

@@ -225,7 +225,9 @@ fn code_kept(code: Code, limit: u32, dropped: u32) -> (usize, u32) {
 /// written by another core, which costs the caller more than the copy.
 #[derive(Debug)]
 pub(crate) struct Ended {
-    trace_id: TraceId,
+    /// As bytes: a `TraceId` (a `u128`) would align the whole to 16 bytes,
+    /// and pad each slot of the queue by 16 more.
+    trace_id: [u8; 16],
     span_id: SpanId,
     parent_span_id: SpanId,
     start: Stamp,
@@ -259,7 +261,7 @@ impl Ended {
     /// The span's context, as its record had it.
     pub(crate) fn span_context(&self) -> SpanContext {
         SpanContext::new(
-            self.trace_id,
+            TraceId::from_bytes(self.trace_id),
             self.span_id,
             self.flags,
             self.remote,
@@ -554,7 +556,7 @@ impl Record {
     #[inline]
     pub(crate) fn take_ended(&mut self, Common { name, ok }: Common) -> Ended {
         Ended {
-            trace_id: self.span_context.trace_id(),
+            trace_id: self.span_context.trace_id().to_bytes(),
             span_id: self.span_context.span_id(),
             parent_span_id: self.parent_span_id,
             start: self.start,

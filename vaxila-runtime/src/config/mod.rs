@@ -203,8 +203,8 @@ impl Compression {
 #[non_exhaustive]
 pub struct BatchSettings {
     /// Spans queued for export at most; spans ended while it is full are
-    /// dropped. The queue is allocated by `init`, 176 bytes a span (its
-    /// length rounded up to a power of two): 352 KiB for the default 2048.
+    /// dropped. The queue is allocated by `init`, 160 bytes a span (its
+    /// length rounded up to a power of two): 320 KiB for the default 2048.
     /// Besides the queue, the pipeline holds three batches at most:
     /// two being sent, the next encoded and waiting for one of them.
     pub max_queue_size: usize,

@@ -142,7 +142,7 @@ impl Counters {
         let unqueued = self.ends.dropped.load(Ordering::Acquire);
         let queue = self.queue.get();
         // Queued spans dropped unsent, and positions whose span failed to
-        // be made (a panic while making it: never seen so far).
+        // be made (its making panicked, which nothing in it can do today).
         let discarded =
             self.discarded.load(Ordering::Acquire) + queue.map_or(0, |queue| queue.items.skipped());
         let claimed = queue.map_or(0, |queue| queue.items.claimed());

@@ -141,8 +141,8 @@ impl<T> Ring<T> {
     /// (counted from 0), or gives `make` back, uncalled, when the ring is
     /// full.
     ///
-    /// Made where it is kept, the value is not copied on its way in (a span
-    /// is 160 bytes). Should `make` unwind, its slot is marked skipped, and
+    /// Made where it is kept, the value is not copied on its way in (a
+    /// queued span is 152 bytes). Should `make` unwind, its slot is marked skipped, and
     /// counted in [`skipped`](Self::skipped), for the taker not to wait on it.
     ///
     /// The claim of its position is `SeqCst`, so that a taker that closes
